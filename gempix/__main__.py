@@ -1,0 +1,5 @@
+"""`python -m gempix` runs the CLI."""
+
+from .cli import main
+
+main()

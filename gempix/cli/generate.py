@@ -1,0 +1,108 @@
+"""`gempix generate`: the short common case."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+
+from ..engine.request import GenerationRequest
+from ..engine.sizes import ASPECTS, RESOLUTIONS, parse_size
+from ..service import GeneratedImage, Studio
+from . import cli, load_settings
+from .progress import ProgressBar
+
+
+def model_options(command):
+    """--model/--data-dir/--device, shared by every command that loads a model."""
+    for option in reversed(
+        [
+            click.option("--model", "-m", help="Preset, repo id or folder (default: auto)."),
+            click.option("--data-dir", type=click.Path(file_okay=False), help="Data folder."),
+            click.option("--device", help="auto, cpu, cuda or mps."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def output_paths(out: str | None, images: list[GeneratedImage]) -> list[Path]:
+    """Where each image goes: a folder keeps the ids; a file name is numbered for batches."""
+    if out is None:
+        return [image.path for image in images]
+    target = Path(out)
+    if target.suffix.lower() != ".png" or target.is_dir():
+        return [target / f"{image.id}.png" for image in images]
+    if len(images) == 1:
+        return [target]
+    return [target.with_name(f"{target.stem}-{index + 1}.png") for index in range(len(images))]
+
+
+@cli.command()
+@click.argument("prompt")
+@click.option("--negative", default="", help="What the image should not show.")
+@click.option("--seed", type=int, help="Seed of the first image; random when left out.")
+@click.option("--steps", type=int, help="Denoising steps (default: the model's).")
+@click.option("--guidance", type=float, help="Classifier-free guidance (0 for turbo models).")
+@click.option("--size", help="Generation size WIDTHxHEIGHT, e.g. 768x512.")
+@click.option("--aspect", type=click.Choice(list(ASPECTS)), help="Aspect ratio.")
+@click.option(
+    "--resolution",
+    type=click.Choice(list(RESOLUTIONS)),
+    default="native",
+    show_default=True,
+    help="Output size class; 2k/4k upscale the native image.",
+)
+@click.option("--num", "num_images", type=int, default=1, show_default=True, help="Images (1-8).")
+@click.option("--init", "init_image", type=click.Path(), help="Start from this image.")
+@click.option("--strength", type=float, default=0.6, show_default=True, help="Init image change.")
+@click.option("--output", "-o", "out", help="Output file (.png) or folder.")
+@model_options
+def generate(
+    prompt,
+    negative,
+    seed,
+    steps,
+    guidance,
+    size,
+    aspect,
+    resolution,
+    num_images,
+    init_image,
+    strength,
+    out,
+    model,
+    data_dir,
+    device,
+):
+    """Generate images from PROMPT and print where each went with its seed.
+
+    Example: gempix generate "a lighthouse at dawn" --aspect 16:9 --seed 7 -o out/
+    """
+    settings = load_settings(model=model, data_dir=data_dir, device=device)
+    width, height = parse_size(size) if size else (None, None)
+    request = GenerationRequest(
+        prompt=prompt,
+        negative_prompt=negative,
+        seed=seed,
+        steps=steps,
+        guidance=guidance,
+        width=width,
+        height=height,
+        aspect=aspect,
+        resolution=resolution,
+        num_images=num_images,
+        init_image=init_image,
+        strength=strength,
+    )
+    studio = Studio(settings)
+    with ProgressBar() as progress:
+        result = studio.generate(request, front_door="cli", progress=progress)
+    for warning in result.warnings:
+        click.secho(f"Warning: {warning}", fg="yellow", err=True)
+    for image, path in zip(result.images, output_paths(out, result.images), strict=True):
+        if path != image.path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(image.path, path)
+        click.echo(f"{path}  seed={image.seed}  {image.width}x{image.height}")

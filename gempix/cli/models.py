@@ -1,0 +1,45 @@
+"""`gempix models` and `gempix download`: what can run here, and fetching it for offline use."""
+
+from __future__ import annotations
+
+import click
+
+from ..engine.models import download as download_model
+from ..engine.models import is_downloaded
+from ..engine.presets import AUTO_CPU, AUTO_GPU, PRESETS
+from ..engine.tiny import is_built
+from . import cli, load_settings
+
+
+@cli.command()
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Data folder.")
+def models(data_dir):
+    """List model presets: native size, default steps, license, and whether it is here."""
+    settings = load_settings(data_dir=data_dir)
+    click.echo(f"auto  ->  {AUTO_GPU} on a GPU, {AUTO_CPU} on a CPU")
+    for preset in PRESETS.values():
+        if preset.is_tiny:
+            here = is_built(settings.models_dir / "tiny")
+            source = "built locally"
+        else:
+            here = is_downloaded(preset.repo_id)
+            source = preset.repo_id
+        width, height = preset.native
+        click.echo(
+            f"{preset.name:<13} {width}x{height:<5} steps {preset.steps:<3} "
+            f"{'downloaded' if here else 'not downloaded':<15} {source}\n"
+            f"{'':<14}{preset.description}\n"
+            f"{'':<14}License: {preset.license} <{preset.license_url}>"
+        )
+
+
+@cli.command()
+@click.argument("model", type=click.STRING)
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Data folder.")
+def download(model, data_dir):
+    """Fetch MODEL (a preset or repo id) into the local cache for offline use.
+
+    Example: gempix download sd-turbo
+    """
+    settings = load_settings(data_dir=data_dir)
+    click.echo(download_model(settings, model))

@@ -1,0 +1,221 @@
+"""Loading models: device and dtype, the offline rules, and the one shared pipeline per process.
+
+Offline rules (DESIGN.md, "Models"): a model already in the local cache loads without the
+network; otherwise the Hub is asked, with a short timeout. When it cannot be reached, ``auto``
+falls back to ``tiny`` and says so loudly; a model the user named fails at once with a
+one-line message telling them how to download it. Never a hang, never a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelUnavailableError, SettingsError
+from ..settings import Settings
+from .presets import AUTO_CPU, AUTO_GPU, PRESETS, ModelPreset, preset_for
+from .tiny import ensure_tiny
+
+log = logging.getLogger("gempix.models")
+
+
+def resolve_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+    }
+    if not available[requested]:
+        raise SettingsError(
+            f"GEMPIX_DEVICE={requested} but no {requested} device is available here; "
+            "use auto or cpu."
+        )
+    return requested
+
+
+def resolve_dtype(requested: str, device: str, preset: ModelPreset):
+    import torch
+
+    if requested == "auto":
+        if device == "cpu" or preset.is_tiny:
+            return torch.float32
+        return torch.bfloat16 if preset.family == "flux" else torch.float16
+    return getattr(torch, requested)
+
+
+def auto_model(device: str) -> str:
+    return AUTO_GPU if device == "cuda" else AUTO_CPU
+
+
+def hub_reachable(timeout: float) -> bool:
+    """True when the Hub answers within ``timeout`` seconds (any HTTP status counts)."""
+    import httpx
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():
+        return False
+    try:
+        httpx.head(constants.ENDPOINT, timeout=timeout)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+def is_downloaded(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "model_index.json"), str)
+    except ValueError:  # not a valid repo id
+        return False
+
+
+def download_hint(model: str) -> str:
+    return f"Download it once while online with: gempix download {model}"
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A pipeline plus what the rest of the app needs to know about it."""
+
+    preset: ModelPreset
+    pipe: Any
+    device: str
+    dtype: Any
+    notice: str = ""  # e.g. the offline fallback banner; empty when all is as asked
+    img2img: Any = None  # built on first use from the same modules (no second copy)
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    @property
+    def name(self) -> str:
+        return self.preset.name
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelChoice:
+    preset: ModelPreset
+    source: str  # a local folder or a repo id for from_pretrained
+    local_only: bool
+    notice: str = ""
+
+
+def choose_model(settings: Settings, device: str, model: str | None = None) -> ModelChoice:
+    """Decide what to load, applying the offline rules, without importing diffusers."""
+    requested = model or settings.model
+    name = auto_model(device) if requested == "auto" else requested
+    if name == "tiny":
+        folder = ensure_tiny(settings.models_dir / "tiny")
+        return ModelChoice(PRESETS["tiny"], str(folder), local_only=True)
+    preset = preset_for(name)
+    if Path(name).is_dir():
+        return ModelChoice(preset, name, local_only=True)
+    if is_downloaded(preset.repo_id):
+        return ModelChoice(preset, preset.repo_id, local_only=True)
+    if hub_reachable(settings.hub_timeout):
+        return ModelChoice(preset, preset.repo_id, local_only=False)
+    if requested == "auto":
+        notice = (
+            f"Offline: {name} is not downloaded and the Hugging Face Hub is unreachable, so "
+            f"GemPix is serving the tiny offline model, which draws noise, not pictures. "
+            f"{download_hint(name)}"
+        )
+        log.warning(notice)
+        folder = ensure_tiny(settings.models_dir / "tiny")
+        return ModelChoice(PRESETS["tiny"], str(folder), local_only=True, notice=notice)
+    raise ModelUnavailableError(
+        f"Model {name!r} is not downloaded and the Hugging Face Hub is unreachable. "
+        f"{download_hint(name)}"
+    )
+
+
+def quiet_libraries() -> None:
+    """Our own progress callback reports steps; the libraries' bars and notices are noise."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+
+
+def load_pipeline(choice: ModelChoice, device: str, dtype):
+    from diffusers import AutoPipelineForText2Image
+
+    try:
+        pipe = AutoPipelineForText2Image.from_pretrained(
+            choice.source, dtype=dtype, local_files_only=choice.local_only
+        )
+    except OSError as error:
+        raise ModelUnavailableError(
+            f"Could not load model {choice.preset.name!r}: {str(error).splitlines()[0]} "
+            f"{download_hint(choice.preset.name)}"
+        ) from None
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+class ModelManager:
+    """Holds the one pipeline of this process; loads lazily, switches by releasing first.
+
+    Loading happens under a lock so two first requests don't load two copies; switching models
+    drops the old pipeline before loading the new one, so peak memory never holds both.
+    """
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._loaded: LoadedModel | None = None
+        self._loaded_for: str | None = None  # the name asked for, e.g. "auto"
+
+    def get(self, model: str | None = None) -> LoadedModel:
+        wanted = model or self.settings.model
+        with self._lock:
+            if self._loaded is not None and self._loaded_for == wanted:
+                return self._loaded
+            self._release()
+            device = resolve_device(self.settings.device)
+            quiet_libraries()
+            choice = choose_model(self.settings, device, wanted)
+            dtype = resolve_dtype(self.settings.dtype, device, choice.preset)
+            pipe = load_pipeline(choice, device, dtype)
+            self._loaded = LoadedModel(choice.preset, pipe, device, dtype, choice.notice)
+            self._loaded_for = wanted
+            return self._loaded
+
+    def _release(self) -> None:
+        if self._loaded is None:
+            return
+        self._loaded = self._loaded_for = None
+        gc.collect()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def download(settings: Settings, model: str) -> str:
+    """Fetch a model into the local Hugging Face cache for offline use; returns its folder."""
+    if model == "tiny":
+        return str(ensure_tiny(settings.models_dir / "tiny"))
+    name = auto_model(resolve_device(settings.device)) if model == "auto" else model
+    preset = preset_for(name)
+    if not hub_reachable(settings.hub_timeout):
+        raise ModelUnavailableError(
+            f"Cannot download {name!r}: the Hugging Face Hub is unreachable from this machine."
+        )
+    from diffusers import DiffusionPipeline
+
+    return str(DiffusionPipeline.download(preset.repo_id))

@@ -1,0 +1,89 @@
+"""Reading untrusted images: the one gate every uploaded or referenced picture passes through.
+
+Uploads come from browsers, API clients and CLI paths, so this guards against what a hostile
+or careless caller sends: non-images, truncated files, decompression bombs, huge files, and
+odd modes (CMYK, alpha, 16-bit, palette). The result is always an EXIF-upright RGB image.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ValidationError
+
+MAX_IMAGE_BYTES = 25 * 1024 * 1024
+MAX_IMAGE_PIXELS = 4096 * 4096
+
+ImageSource = str | Path | bytes | Image.Image
+
+
+def load_image(
+    source: ImageSource,
+    field: str = "image",
+    max_bytes: int = MAX_IMAGE_BYTES,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+) -> Image.Image:
+    """Open, check and normalise an image; raise ``ValidationError`` naming ``field``."""
+    if isinstance(source, Image.Image):
+        image = source
+    else:
+        data = _read_bytes(source, field, max_bytes)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = Image.open(io.BytesIO(data))
+        except (
+            UnidentifiedImageError,
+            Image.DecompressionBombWarning,
+            Image.DecompressionBombError,
+        ):
+            raise ValidationError(f"{field}: not a readable image (PNG, JPEG, WebP...).") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ValidationError(
+            f"{field}: {width}x{height} is too large; the limit is {max_pixels:,} pixels "
+            f"(e.g. 4096x4096)."
+        )
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError):
+        raise ValidationError(f"{field}: the image file is truncated or corrupt.") from None
+    return to_rgb(ImageOps.exif_transpose(image))
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB for any mode: alpha is composited on white, 16-bit is scaled, CMYK converted."""
+    if image.mode == "RGB":
+        return image
+    if image.mode.startswith("I"):  # 16-bit greyscale (PNG loads it as I;16 or I)
+        image = image.convert("I").point(lambda value: value / 256).convert("L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA") or "A" in image.getbands():
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _read_bytes(source: str | Path | bytes, field: str, max_bytes: int) -> bytes:
+    if isinstance(source, bytes):
+        data = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ValidationError(f"{field}: no such file: {path}")
+        if path.stat().st_size > max_bytes:
+            raise ValidationError(
+                f"{field}: file is {path.stat().st_size:,} bytes; the limit is {max_bytes:,}."
+            )
+        data = path.read_bytes()
+    if len(data) > max_bytes:
+        raise ValidationError(f"{field}: {len(data):,} bytes; the limit is {max_bytes:,}.")
+    if not data:
+        raise ValidationError(f"{field}: the file is empty.")
+    return data

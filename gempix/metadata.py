@@ -1,0 +1,96 @@
+"""PNG metadata: reproducible parameters, readable by existing tools, and an AI disclosure.
+
+Three chunks go into every PNG:
+- ``parameters``: the "infotext" layout (prompt, ``Negative prompt:``, ``Steps: ..., Seed: ...``)
+  that image viewers, galleries and other UIs already parse;
+- ``gempix``: JSON with every parameter, so an image can be regenerated exactly;
+- XMP with IPTC ``DigitalSourceType`` = ``trainedAlgorithmicMedia``, the standard machine-readable
+  "made by AI" label.
+With ``metadata_prompt`` off, prompt and negative prompt are left out of all three.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from . import __version__
+
+AI_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+XMP_KEY = "XML:com.adobe.xmp"
+PROMPT_FIELDS = ("prompt", "negative_prompt")
+# zlib level 3 rather than Pillow's 6: measured on a 3840x2160 upscaled image here, 0.75 s
+# instead of 1.23 s for 10 % more bytes.
+PNG_COMPRESS_LEVEL = 3
+
+XMP_TEMPLATE = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about=""
+    xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
+    xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+    Iptc4xmpExt:DigitalSourceType="{source_type}"
+    xmp:CreatorTool="GemPix {version}"/>
+ </rdf:RDF>
+</x:xmpmeta>
+<?xpacket end="r"?>"""
+
+
+def infotext(params: dict[str, Any]) -> str:
+    """The widely parsed "parameters" text: prompt line, negative line, then key: value pairs."""
+    lines = []
+    if params.get("prompt"):
+        lines.append(params["prompt"])
+    if params.get("negative_prompt"):
+        lines.append(f"Negative prompt: {params['negative_prompt']}")
+    pairs = [
+        ("Steps", params.get("steps")),
+        ("Sampler", params.get("sampler")),
+        ("CFG scale", params.get("guidance")),
+        ("Seed", params.get("seed")),
+        ("Size", f"{params.get('width')}x{params.get('height')}"),
+        ("Model", params.get("model")),
+        ("Denoising strength", params.get("strength") if params.get("img2img") else None),
+        ("Upscaler", params.get("upscaler") if params.get("upscaled") else None),
+        ("Version", f"GemPix {__version__}"),
+    ]
+    lines.append(", ".join(f"{key}: {value}" for key, value in pairs if value is not None))
+    return "\n".join(lines)
+
+
+def public_params(params: dict[str, Any], include_prompt: bool) -> dict[str, Any]:
+    if include_prompt:
+        return dict(params)
+    return {key: value for key, value in params.items() if key not in PROMPT_FIELDS}
+
+
+def png_info(params: dict[str, Any], include_prompt: bool = True) -> PngInfo:
+    shown = public_params(params, include_prompt)
+    info = PngInfo()
+    info.add_text("parameters", infotext(shown))
+    info.add_text("gempix", json.dumps(shown, ensure_ascii=False, sort_keys=True))
+    info.add_itxt(XMP_KEY, XMP_TEMPLATE.format(source_type=AI_SOURCE_TYPE, version=__version__))
+    info.add_text("Software", f"GemPix {__version__}")
+    return info
+
+
+def save_png(image: Image.Image, path: Path, params: dict[str, Any], include_prompt: bool) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(
+        path,
+        format="PNG",
+        pnginfo=png_info(params, include_prompt),
+        compress_level=PNG_COMPRESS_LEVEL,
+    )
+    return path
+
+
+def read_params(path: Path | str) -> dict[str, Any]:
+    """The ``gempix`` JSON of a PNG written by GemPix (empty dict when absent)."""
+    with Image.open(path) as image:
+        raw = image.info.get("gempix")
+    return json.loads(raw) if raw else {}

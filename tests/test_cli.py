@@ -1,0 +1,147 @@
+"""The CLI: output locations, progress, and the exit-code contract (0 ok, 2 input, 1 internal)."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from gempix.cli import main
+from gempix.metadata import read_params
+from gempix.service import Studio
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exited:
+        main([*args])
+        raise SystemExit(0)
+    out, err = capsys.readouterr()
+    return exited.value.code, out, err
+
+
+@pytest.fixture
+def data_dir(settings):
+    return str(settings.data_dir)
+
+
+def test_generate_to_folder(capsys, tmp_path, data_dir):
+    code, out, err = run_cli(
+        capsys,
+        "generate",
+        "a red fox",
+        "--model",
+        "tiny",
+        "--data-dir",
+        data_dir,
+        "--seed",
+        "5",
+        "--num",
+        "2",
+        "-o",
+        str(tmp_path / "out"),
+    )
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 2
+    for line, seed in zip(lines, (5, 6), strict=True):
+        path, shown_seed, size = line.split("  ")
+        assert shown_seed == f"seed={seed}" and size == "64x64"
+        assert read_params(path)["seed"] == seed
+
+
+def test_generate_to_file_numbers_batches(capsys, tmp_path, data_dir):
+    target = tmp_path / "pics" / "fox.png"
+    code, out, _ = run_cli(
+        capsys,
+        "generate",
+        "fox",
+        "-m",
+        "tiny",
+        "--data-dir",
+        data_dir,
+        "--num",
+        "2",
+        "--aspect",
+        "16:9",
+        "--resolution",
+        "2k",
+        "-o",
+        str(target),
+    )
+    assert code == 0
+    assert sorted(p.name for p in target.parent.iterdir()) == ["fox-1.png", "fox-2.png"]
+    assert Image.open(target.parent / "fox-1.png").size == (2560, 1440)
+
+
+def test_single_file_output(capsys, tmp_path, data_dir):
+    target = tmp_path / "one.png"
+    code, out, _ = run_cli(
+        capsys, "generate", "fox", "-m", "tiny", "--data-dir", data_dir, "-o", str(target)
+    )
+    assert code == 0 and out.startswith(str(target))
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["generate", ""], "Error: prompt: must not be empty."),
+        (["generate", "x", "--size", "65x64"], "width: 65 is not a multiple of 8"),
+        (["generate", "x", "--size", "big"], "size: 'big' is not WIDTHxHEIGHT"),
+        (["generate", "x", "--steps", "0"], "steps: 0 is out of range"),
+        (["generate", "x", "--init", "/nope.png"], "init_image: no such file"),
+        (["generate", "x", "--aspect", "5:4"], "Invalid value for '--aspect'"),
+        (["generate"], "Missing argument 'PROMPT'"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+        (["generate", "x", "--device", "tpu"], "Invalid value 'tpu' for --device"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(capsys, data_dir, args, message):
+    code, out, err = run_cli(
+        capsys,
+        *args,
+        *(
+            ["--model", "tiny", "--data-dir", data_dir]
+            if args[0] == "generate" and len(args) > 1
+            else []
+        ),
+    )
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_internal_error_exits_1_without_traceback(capsys, data_dir, monkeypatch):
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Studio, "generate", broken)
+    code, _, err = run_cli(capsys, "generate", "x", "-m", "tiny", "--data-dir", data_dir)
+    assert code == 1
+    assert err.strip() == "Internal error (RuntimeError). Run gempix --debug ... for details."
+
+
+def test_models_lists_presets_with_licenses(capsys, data_dir):
+    code, out, _ = run_cli(capsys, "models", "--data-dir", data_dir)
+    assert code == 0
+    for name in ("sd-turbo", "sdxl-turbo", "sdxl", "flux-schnell", "tiny"):
+        assert f"\n{name} " in out or out.startswith(name)
+    assert "License: Apache-2.0" in out and "Stability AI Community License" in out
+    assert "tiny          64x64    steps 2   downloaded" in out
+
+
+def test_download_tiny_builds_it(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "download", "tiny", "--data-dir", str(tmp_path / "d"))
+    assert code == 0
+    assert (tmp_path / "d" / "models" / "tiny" / "model_index.json").is_file()
+
+
+def test_download_offline_is_a_clear_error(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "download", "sd-turbo", "--data-dir", str(tmp_path / "d"))
+    assert code == 2
+    assert "Hugging Face Hub is unreachable" in err
+
+
+def test_python_dash_m_and_help(capsys):
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0
+    for command in ("generate", "models", "download", "serve"):
+        assert command in out
