@@ -17,13 +17,19 @@ from typing import Any
 from . import __version__
 from .engine.generate import Progress, prompt_warnings, run
 from .engine.models import LoadedModel, ModelManager
+from .engine.presets import ModelPreset
 from .engine.request import GenerationRequest, Plan, check, plan
 from .engine.upscale import resolved_backend
 from .metadata import save_png
 from .settings import Settings
+from .styles import Style, apply_styles
 
 LOCAL_USER = "local"  # the single user of a CLI or notebook session without a user key
 FRONT_DOORS = ("ui", "api", "cli", "notebook")
+NEGATIVE_IGNORED = (
+    "The negative prompt has no effect at guidance 1 or below (turbo models); "
+    "raise guidance to use it."
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,12 +89,39 @@ def image_params(
         "img2img": resolved.init_image is not None,
         "strength": resolved.strength if resolved.init_image is not None else None,
         "model": loaded.name,
+        "styles": list(request.styles),
         "batch_index": index,
         "batch_size": resolved.num_images,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "generator": f"GemPix {__version__}",
         "ai_generated": True,
     }
+
+
+def styled_request(
+    request: GenerationRequest, preset: ModelPreset, extra: dict[str, Style] | None = None
+) -> GenerationRequest:
+    """Apply the request's styles; their recommended values fill only what the user left unset.
+
+    Turbo models (guidance 0 by design) keep their own steps and guidance.
+    """
+    if not request.styles:
+        return request
+    styled = apply_styles(request.prompt, request.negative_prompt, request.styles, extra=extra)
+    recommended = styled.recommended if preset.guidance > 0 else {}
+    sized = request.width is not None or request.height is not None
+    steps = recommended.get("steps")
+    return dataclasses.replace(
+        request,
+        prompt=styled.prompt,
+        negative_prompt=styled.negative,
+        styles=styled.names,
+        guidance=request.guidance if request.guidance is not None else recommended.get("guidance"),
+        steps=request.steps
+        if request.steps is not None or steps is None
+        else min(steps, preset.max_steps),
+        aspect=request.aspect or (None if sized else styled.recommended.get("aspect")),
+    )
 
 
 def request_from_params(params: dict[str, Any]) -> GenerationRequest:
@@ -129,8 +162,12 @@ class Studio:
         started = time.perf_counter()
         check(request)
         loaded = self.model()
+        asked = request
+        request = styled_request(request, loaded.preset)
         resolved = plan(request, loaded.preset)
         warnings = prompt_warnings(loaded, resolved)
+        if asked.negative_prompt.strip() and resolved.guidance <= 1:
+            warnings.append(NEGATIVE_IGNORED)
         pictures = run(loaded, resolved, progress)
         images = []
         for index, picture in enumerate(pictures):

@@ -137,3 +137,25 @@ def test_concurrent_generations_match_serial(shared_studio):
         thread.join(timeout=120)
     assert not errors
     assert all(np.array_equal(results[seed], serial[seed]) for seed in seeds)
+
+
+def test_styles_wrap_the_prompt_and_are_recorded(shared_studio):
+    request = GenerationRequest("a fox", styles=("watercolor",), seed=1, width=64, height=64)
+    image = shared_studio.generate(request).images[0]
+    assert image.params["styles"] == ["watercolor"]
+    assert image.params["prompt"].startswith("watercolor painting of a fox")
+    assert image.params["negative_prompt"]  # the style's negative
+
+
+def test_unknown_style_is_a_validation_error(shared_studio):
+    from gempix.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="Did you mean: cinematic"):
+        shared_studio.generate(GenerationRequest("a fox", styles=("cinematc",)))
+
+
+def test_negative_warning_only_for_the_users_own_negative(shared_studio):
+    styled = shared_studio.generate(GenerationRequest("a fox", styles=("watercolor",), seed=1))
+    assert not any("has no effect" in warning for warning in styled.warnings)
+    own = shared_studio.generate(GenerationRequest("a fox", negative_prompt="blur", seed=1))
+    assert any("negative prompt has no effect" in warning for warning in own.warnings)

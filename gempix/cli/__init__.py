@@ -44,7 +44,7 @@ def cli(debug: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning errors into the documented exit codes."""
-    from . import generate, models, serve  # noqa: F401  (register commands)
+    from . import generate, models, serve, styles  # noqa: F401  (register commands)
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:

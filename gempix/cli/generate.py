@@ -42,6 +42,12 @@ def output_paths(out: str | None, images: list[GeneratedImage]) -> list[Path]:
 @cli.command()
 @click.argument("prompt")
 @click.option("--negative", default="", help="What the image should not show.")
+@click.option(
+    "--style",
+    "styles",
+    multiple=True,
+    help="Style preset; repeatable, applied in order (see gempix styles).",
+)
 @click.option("--seed", type=int, help="Seed of the first image; random when left out.")
 @click.option("--steps", type=int, help="Denoising steps (default: the model's).")
 @click.option("--guidance", type=float, help="Classifier-free guidance (0 for turbo models).")
@@ -62,6 +68,7 @@ def output_paths(out: str | None, images: list[GeneratedImage]) -> list[Path]:
 def generate(
     prompt,
     negative,
+    styles,
     seed,
     steps,
     guidance,
@@ -95,6 +102,7 @@ def generate(
         num_images=num_images,
         init_image=init_image,
         strength=strength,
+        styles=tuple(styles),
     )
     studio = Studio(settings)
     with ProgressBar() as progress:

@@ -31,11 +31,6 @@ def prompt_warnings(loaded: LoadedModel, plan: Plan) -> list[str]:
                     f"The {field} is {len(ids)} tokens; this model reads {limit}. "
                     f"Ignored: {dropped!r}"
                 )
-    if plan.negative_prompt and plan.guidance <= 1:
-        warnings.append(
-            "The negative prompt has no effect at guidance 1 or below (turbo models); "
-            "raise guidance to use it."
-        )
     return warnings
 
 

@@ -50,6 +50,7 @@ class GenerationRequest:
     init_image: ImageSource | None = None
     strength: float = 0.6
     upscaler: str = "auto"
+    styles: tuple[str, ...] = ()  # preset names, applied by the service before planning
 
 
 @dataclasses.dataclass(frozen=True)
