@@ -45,3 +45,15 @@ class StoreLockedError(GemPixError):
     """Another process holds the DuckDB file of this data directory."""
 
     status = 409
+
+
+class UserLockedError(GemPixError):
+    """The user is being erased: nothing new may be recorded for them."""
+
+    status = 409
+
+
+class StoreError(GemPixError):
+    """The database failed in a way the caller cannot fix (disk full, closed store...)."""
+
+    status = 500

@@ -8,6 +8,8 @@ module owns where images go and what they carry.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -15,17 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .analytics import VisitorHasher, make_event
 from .engine.generate import Progress, prompt_warnings, run
 from .engine.models import LoadedModel, ModelManager
 from .engine.presets import ModelPreset
 from .engine.request import GenerationRequest, Plan, check, plan
+from .engine.sizes import RESOLUTIONS
 from .engine.upscale import resolved_backend
+from .errors import GemPixError
 from .metadata import save_png
 from .settings import Settings
-from .styles import Style, apply_styles
+from .store import Store
+from .styles import Style, apply_styles, load_presets
 
+log = logging.getLogger("gempix.service")
 LOCAL_USER = "local"  # the single user of a CLI or notebook session without a user key
-FRONT_DOORS = ("ui", "api", "cli", "notebook")
 NEGATIVE_IGNORED = (
     "The negative prompt has no effect at guidance 1 or below (turbo models); "
     "raise guidance to use it."
@@ -142,14 +148,53 @@ def request_from_params(params: dict[str, Any]) -> GenerationRequest:
 
 
 class Studio:
-    """One per process: settings, the shared model, and (later) the store."""
+    """One per process: settings, the shared model, the store and the visitor hasher.
 
-    def __init__(self, settings: Settings):
+    The store opens on first use, so commands that never touch it (``gempix models``) never
+    take the data directory's single-writer lock.
+    """
+
+    def __init__(self, settings: Settings, store: Store | None = None):
         self.settings = settings
         self.models = ModelManager(settings)
+        self.visitors = VisitorHasher()
+        self._store = store
+        self._store_lock = threading.Lock()
+
+    @property
+    def store(self) -> Store:
+        with self._store_lock:
+            if self._store is None:
+                self._store = Store.open(self.settings)
+            return self._store
+
+    def close(self) -> None:
+        with self._store_lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def __enter__(self) -> Studio:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def model(self) -> LoadedModel:
         return self.models.get()
+
+    def user_styles(self, user_id: str) -> dict[str, Style]:
+        return {
+            row["name"]: Style(
+                name=row["name"],
+                label=row["name"],
+                category="user",
+                prompt=row["template"],
+                negative=row["negative"],
+                user=True,
+            )
+            for row in self.store.list_user_styles(user_id)
+        }
 
     def generate(
         self,
@@ -159,20 +204,36 @@ class Studio:
         front_door: str = "cli",
         progress: Progress | None = None,
     ) -> GenerationResult:
+        """Validate, generate, save PNGs, and commit the records before returning.
+
+        Every attempt leaves one anonymous usage event (unless the user objected); a failure
+        is re-raised after its event. Files written for a user who was erased meanwhile are
+        removed again, so a generation racing an erasure re-creates nothing.
+        """
         started = time.perf_counter()
         check(request)
+        self.store.ensure_user(user_id)
+        try:
+            result = self._generate(request, user_id, front_door, progress, started)
+        except GemPixError as error:
+            self._record_usage(request, user_id, front_door, started, type(error).__name__)
+            raise
+        self._record_usage(request, user_id, front_door, started, "ok", result)
+        return result
+
+    def _generate(self, request, user_id, front_door, progress, started) -> GenerationResult:
         loaded = self.model()
-        asked = request
-        request = styled_request(request, loaded.preset)
-        resolved = plan(request, loaded.preset)
+        extra = self.user_styles(user_id) if request.styles else None
+        styled = styled_request(request, loaded.preset, extra)
+        resolved = plan(styled, loaded.preset)
         warnings = prompt_warnings(loaded, resolved)
-        if asked.negative_prompt.strip() and resolved.guidance <= 1:
+        if request.negative_prompt.strip() and resolved.guidance <= 1:
             warnings.append(NEGATIVE_IGNORED)
         pictures = run(loaded, resolved, progress)
         images = []
         for index, picture in enumerate(pictures):
             image_id = uuid.uuid4().hex
-            params = image_params(loaded, request, resolved, index)
+            params = image_params(loaded, styled, resolved, index)
             path = save_png(
                 picture,
                 self.settings.images_dir / user_id / f"{image_id}.png",
@@ -180,10 +241,78 @@ class Studio:
                 include_prompt=self.settings.metadata_prompt,
             )
             images.append(GeneratedImage(image_id, path, params["seed"], *picture.size, params))
+        duration_ms = (time.perf_counter() - started) * 1000
+        try:
+            self.store.record_generations(
+                [generation_record(image, user_id, front_door, duration_ms) for image in images]
+            )
+        except GemPixError:
+            for image in images:
+                image.path.unlink(missing_ok=True)
+            raise
         return GenerationResult(
             images=images,
             model=loaded.name,
             warnings=warnings,
             notice=loaded.notice,
-            duration_ms=(time.perf_counter() - started) * 1000,
+            duration_ms=duration_ms,
         )
+
+    def _record_usage(self, request, user_id, front_door, started, status, result=None) -> None:
+        """One anonymous event: coarse facts only; users' own style names become "custom".
+
+        A failed request may hold any garbage, so only well-formed values pass; and recording
+        never hides the error that is being reported.
+        """
+        presets = load_presets()
+        styles = request.styles if isinstance(request.styles, (tuple, list)) else ()
+        resolution = request.resolution if request.resolution in RESOLUTIONS else "native"
+        try:
+            event = make_event(
+                visitor_hash=self.visitors.visitor_hash(user_id),
+                front_door=front_door,
+                model=result.model if result else self.models.loaded_name or self.settings.model,
+                steps=result.images[0].params["steps"] if result else _whole(request.steps, 100),
+                latency_ms=(time.perf_counter() - started) * 1000,
+                styles=[name if name in presets else "custom" for name in styles],
+                resolution_class=resolution,
+                num_images=_whole(request.num_images, 8) or 1,
+                status=status,
+            )
+            self.store.record_event(event, user_id=user_id)
+        except GemPixError as error:
+            if result is not None:
+                raise
+            log.warning("usage event not recorded: %s", error.message)
+
+
+def _whole(value: Any, high: int) -> int:
+    """``value`` if it is a whole number in [0, high], else 0: events carry no raw input."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= high
+    return value if ok else 0
+
+
+def generation_record(
+    image: GeneratedImage, user_id: str, front_door: str, duration_ms: float
+) -> dict[str, Any]:
+    """The ``generations`` row of one saved image: user, prompt, every parameter, file."""
+    params = image.params
+    return {
+        "id": image.id,
+        "user_id": user_id,
+        "created_at": params["created_at"],
+        "front_door": front_door,
+        "prompt": params["prompt"],
+        "negative_prompt": params["negative_prompt"],
+        "model": params["model"],
+        "seed": image.seed,
+        "steps": params["steps"],
+        "guidance": params["guidance"],
+        "width": image.width,
+        "height": image.height,
+        "params": params,
+        "styles": params["styles"],
+        "file_path": str(image.path),
+        "status": "ok",
+        "duration_ms": duration_ms,
+    }

@@ -44,7 +44,9 @@ def cli(debug: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning errors into the documented exit codes."""
-    from . import generate, models, serve, styles  # noqa: F401  (register commands)
+    from . import analytics, generate, models, serve, styles  # noqa: F401  (register commands)
+
+    cli.add_command(analytics.analytics)
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:

@@ -104,8 +104,7 @@ def generate(
         strength=strength,
         styles=tuple(styles),
     )
-    studio = Studio(settings)
-    with ProgressBar() as progress:
+    with Studio(settings) as studio, ProgressBar() as progress:
         result = studio.generate(request, front_door="cli", progress=progress)
     for warning in result.warnings:
         click.secho(f"Warning: {warning}", fg="yellow", err=True)

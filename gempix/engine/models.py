@@ -180,6 +180,12 @@ class ModelManager:
         self._loaded: LoadedModel | None = None
         self._loaded_for: str | None = None  # the name asked for, e.g. "auto"
 
+    @property
+    def loaded_name(self) -> str | None:
+        """The model serving now, without loading one (None before the first load)."""
+        loaded = self._loaded
+        return loaded.name if loaded is not None else None
+
     def get(self, model: str | None = None) -> LoadedModel:
         wanted = model or self.settings.model
         with self._lock:

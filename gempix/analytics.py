@@ -1,0 +1,368 @@
+"""Anonymized usage analytics: visitor hashes, usage events, and k-suppressed aggregates.
+
+Three layers keep analytics from becoming a record of people:
+
+1. Events carry coarse fields only (``make_event``; ``store.usage.check_event`` enforces the
+   shape) and a visitor hash: HMAC-SHA256 of a user or client id under a random salt that
+   exists only in this process's memory and changes every UTC day, the way privacy-first web
+   analytics count uniques. The same person on two days gives two unrelated hashes, and after
+   the salt is gone nobody (us included) can recompute a hash from an id.
+2. Every published cell counts at least k distinct visitors. Because hashes rotate daily, the
+   distinct visitors of a multi-day cell are unknowable; its ``visitors`` is the largest daily
+   count, a lower bound on the people behind it, and that is what k is checked against.
+3. Secondary suppression: tables publish totals, so a lone hidden cell could be recovered by
+   subtraction. ``suppress`` hides more cells until no hidden value is fixed by the published
+   ones (see its docstring).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import ValidationError
+from .store.usage import FRONT_DOORS, MODEL, RESOLUTION_CLASSES, check_event
+from .store.values import as_utc, utcnow
+
+TOTAL = "(all)"  # the label of a total row or column; no style, model or day looks like it
+MIN_K = 5
+MIX_DIMENSIONS = ("style", "model", "resolution_class", "front_door")
+LOCAL_MODEL = "local"  # what a model loaded from a folder is counted as (paths name people)
+Since = str | date | datetime  # "30d", "12h", "2w", an ISO date, or a date/datetime
+
+
+def _utc(now: datetime | None) -> datetime:
+    return utcnow() if now is None else as_utc(now, "now")
+
+
+class VisitorHasher:
+    """Daily-rotating, memory-only salts for counting unique visitors.
+
+    A day's salt is made on first use and forgotten at the first use two days later, so it
+    lives at most ~48 hours; yesterday's is kept so that an event that began before midnight
+    still gets a consistent hash. Salts cannot be pickled, logged or persisted.
+    """
+
+    DIGEST_HEX = 16  # 64 bits: collisions are negligible at any plausible daily traffic
+
+    def __init__(self) -> None:
+        self._salts: dict[date, bytes] = {}
+        self._lock = threading.Lock()
+
+    def visitor_hash(self, visitor_id: str, now: datetime | None = None) -> str:
+        if not isinstance(visitor_id, str) or not visitor_id:
+            raise ValidationError("visitor_id: expected a user or client id.")
+        day = _utc(now).date()
+        with self._lock:
+            latest = max([day, *self._salts])
+            if day < latest - timedelta(days=1):
+                raise ValidationError("visitor_hash: that day's salt is already forgotten.")
+            for old in [d for d in self._salts if d < latest - timedelta(days=1)]:
+                del self._salts[old]
+            salt = self._salts.setdefault(day, secrets.token_bytes(32))
+        digest = hmac.new(salt, visitor_id.encode(), hashlib.sha256).hexdigest()
+        return digest[: self.DIGEST_HEX]
+
+    def __reduce__(self):
+        raise TypeError("VisitorHasher salts never leave memory")
+
+
+def coarse_model(model: str) -> str:
+    """A preset name or Hub repo id as is; anything else (a local folder path) as 'local'."""
+    return model if isinstance(model, str) and re.fullmatch(MODEL, model) else LOCAL_MODEL
+
+
+def make_event(
+    *,
+    visitor_hash: str,
+    front_door: str,
+    model: str,
+    steps: int,
+    latency_ms: float,
+    styles: Iterable[str] = (),
+    used_character: bool = False,
+    used_style_ref: bool = False,
+    resolution_class: str = "native",
+    num_images: int = 1,
+    status: str = "ok",
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """One usage event from coarse facts about a generation.
+
+    ``styles`` are preset names (``[a-z0-9-]``); a user's own saved style must be passed as
+    ``"custom"``, never by its name. ``status`` is ``"ok"`` or the error's class name. Raises
+    ValidationError if any field could carry free text.
+    """
+    hour = _utc(now).replace(minute=0, second=0, microsecond=0)
+    return check_event(
+        {
+            "hour_bucket": hour,
+            "front_door": front_door,
+            "model": coarse_model(model),
+            "styles": list(dict.fromkeys(styles)),
+            "used_character": used_character,
+            "used_style_ref": used_style_ref,
+            "resolution_class": resolution_class,
+            "num_images": num_images,
+            "steps": steps,
+            "status": status,
+            "latency_ms": latency_ms,
+            "visitor_hash": visitor_hash,
+        }
+    )
+
+
+# -- secondary suppression ----------------------------------------------------------------------
+
+
+def suppress(events: np.ndarray, visitors: np.ndarray, k: int) -> np.ndarray:
+    """Which cells of a table with totals to hide, so that no hidden value can be derived.
+
+    ``events`` and ``visitors`` are (R+1) x (C+1) arrays whose last row and column are the
+    totals (events add up; visitors are each cell's own count). A cell with 0 events does not
+    exist and is published as an implicit zero.
+
+    Primary: every existing cell (totals included) with fewer than ``k`` visitors is hidden.
+    Secondary: negate the totals and every row and column of the table sums to zero; a hidden
+    cell is then fixed by the published ones exactly when it is a bridge of the bipartite graph
+    (rows, columns; one edge per hidden cell), i.e. on no cycle. While a bridge remains, hide
+    the cheapest rectangle of existing cells through it (fewest events newly hidden), which
+    puts it on a cycle. Rectangles never break other cycles, so each round removes a bridge.
+    One consequence: a row or column never has exactly one hidden cell.
+    """
+    exists = events > 0
+    hidden = exists & (visitors < k)
+    while (bridge := _first_bridge(hidden)) is not None:
+        hidden[_cheapest_rectangle(bridge, hidden, exists, events)] = True
+    return hidden
+
+
+def _first_bridge(hidden: np.ndarray) -> tuple[int, int] | None:
+    """A hidden cell on no cycle of the row/column graph (iterative Tarjan), or None."""
+    rows, cols = hidden.shape
+    adjacency: list[list[tuple[int, tuple[int, int]]]] = [[] for _ in range(rows + cols)]
+    for r, c in zip(*np.nonzero(hidden), strict=True):
+        cell = (int(r), int(c))
+        adjacency[r].append((rows + c, cell))
+        adjacency[rows + c].append((r, cell))
+    order = [-1] * (rows + cols)
+    low = [0] * (rows + cols)
+    counter = 0
+    for root in range(rows + cols):
+        if order[root] != -1 or not adjacency[root]:
+            continue
+        order[root] = low[root] = counter
+        counter += 1
+        stack = [(root, None, iter(adjacency[root]))]
+        while stack:
+            node, via, edges = stack[-1]
+            for neighbour, cell in edges:
+                if cell == via:
+                    continue
+                if order[neighbour] == -1:
+                    order[neighbour] = low[neighbour] = counter
+                    counter += 1
+                    stack.append((neighbour, cell, iter(adjacency[neighbour])))
+                    break
+                low[node] = min(low[node], order[neighbour])
+            else:
+                stack.pop()
+                if stack:
+                    parent = stack[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                    if low[node] > order[parent]:
+                        return via
+    return None
+
+
+def _cheapest_rectangle(
+    corner: tuple[int, int], hidden: np.ndarray, exists: np.ndarray, events: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cells (i, j'), (i', j), (i', j') completing the cheapest rectangle with ``corner``."""
+    i, j = corner
+    cost = np.where(hidden, 0.0, np.where(exists, events.astype(float), np.inf))
+    total = cost + cost[i, :][None, :] + cost[:, j][:, None]
+    total[i, :] = np.inf
+    total[:, j] = np.inf
+    # The totals row and column always complete a rectangle, so a finite minimum exists.
+    i2, j2 = np.unravel_index(np.argmin(total), total.shape)
+    return np.array([i, i2, i2]), np.array([j2, j, j2])
+
+
+# -- aggregates ---------------------------------------------------------------------------------
+
+
+def parse_since(since: Since, now: datetime | None = None) -> datetime:
+    """The start of a window: '12h' (hours, from the current hour), '30d' or '2w' (whole UTC
+    days including today), an ISO date, or a date/datetime."""
+    now = _utc(now)
+    if isinstance(since, datetime):
+        return _utc(since)
+    if isinstance(since, date):
+        return datetime.combine(since, time())
+    match = re.fullmatch(r"\s*(\d{1,5})\s*([hdw])\s*", str(since))
+    if match:
+        count, unit = int(match[1]), match[2]
+        if unit == "h":
+            return now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=count - 1)
+        days = count * (7 if unit == "w" else 1)
+        return datetime.combine(now.date() - timedelta(days=days - 1), time())
+    try:
+        return datetime.combine(date.fromisoformat(str(since).strip()), time())
+    except ValueError:
+        raise ValidationError(
+            f"since: expected a window such as 12h, 30d or 2w, or a date such as 2026-11-01; "
+            f"got {since!r}."
+        ) from None
+
+
+def _k(store, k: int | None) -> int:
+    k = store.settings.analytics_k if k is None else k
+    if type(k) is not int or k < MIN_K:
+        raise ValidationError(f"k: expected a whole number of at least {MIN_K}, got {k!r}.")
+    return k
+
+
+def _grid(store, dimension: str, since, k: int | None) -> pd.DataFrame:
+    """Day x value table with totals, suppressed; long format with TOTAL labels."""
+    k = _k(store, k)
+    counts = store.usage_counts(dimension, parse_since(since))
+    columns = ["day", dimension, "events", "visitors", "suppressed"]
+    if counts.empty:
+        return pd.DataFrame(columns=columns)
+    cells = counts[~counts["total"]]
+    days = sorted(counts["day"].unique())
+    values = sorted(cells["value"].unique())
+    shape = (len(days) + 1, len(values) + 1)
+    events, visitors = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
+    day_at = {day: index for index, day in enumerate(days)}
+    value_at = {value: index for index, value in enumerate(values)}
+    for row in cells.itertuples():
+        events[day_at[row.day], value_at[row.value]] = row.events
+        visitors[day_at[row.day], value_at[row.value]] = row.visitors
+    for row in counts[counts["total"]].itertuples():
+        events[day_at[row.day], -1] = row.events
+        visitors[day_at[row.day], -1] = row.visitors
+    events[-1, :] = events[:-1, :].sum(axis=0)
+    visitors[-1, :] = visitors[:-1, :].max(axis=0)  # lower bound on distinct people
+    hidden = suppress(events, visitors, k)
+    labels_day = [*days, TOTAL]
+    labels_value = [*values, TOTAL]
+    records = [
+        (
+            labels_day[r],
+            labels_value[c],
+            None if hidden[r, c] else int(events[r, c]),
+            None if hidden[r, c] else int(visitors[r, c]),
+            bool(hidden[r, c]),
+        )
+        for r, c in zip(*np.nonzero(events > 0), strict=True)
+    ]
+    frame = pd.DataFrame.from_records(records, columns=columns)
+    return frame.astype({"events": "Int64", "visitors": "Int64"})
+
+
+def style_trends(store, since: Since = "30d", k: int | None = None) -> pd.DataFrame:
+    """Style uses per day: ``day, style, events, visitors, suppressed``, with ``(all)`` totals.
+
+    A generation with two styles counts once for each; one without counts as ``(none)``.
+    """
+    return _grid(store, "style", since, k)
+
+
+def mix(store, dimension: str, since: Since = "30d", k: int | None = None) -> pd.DataFrame:
+    """Share of each style, model, resolution class or front door over the whole window.
+
+    The ``(all)`` row of the same day x value table as ``style_trends`` (so the two agree on
+    what is hidden): ``<dimension>, events, visitors, share, suppressed``.
+    """
+    if dimension not in MIX_DIMENSIONS:
+        raise ValidationError(f"dimension: expected one of {', '.join(MIX_DIMENSIONS)}.")
+    grid = _grid(store, dimension, since, k)
+    table = grid[grid["day"] == TOTAL].drop(columns="day").reset_index(drop=True)
+    grand = table.loc[table[dimension] == TOTAL, "events"]
+    whole = grand.iloc[0] if len(grand) else pd.NA
+    table.insert(3, "share", (table["events"] / whole).astype("Float64"))
+    return table
+
+
+def error_rates(store, since: Since = "30d", k: int | None = None) -> pd.DataFrame:
+    """Per day, each status (``ok`` or an error class) with its share of the day's events."""
+    grid = _grid(store, "status", since, k)
+    day_totals = grid[grid["status"] == TOTAL].set_index("day")["events"]
+    rate = grid["events"] / grid["day"].map(day_totals).astype("Int64")
+    grid.insert(4, "rate", rate.astype("Float64"))
+    return grid
+
+
+def latency(store, since: Since = "30d", k: int | None = None) -> pd.DataFrame:
+    """p50 and p95 latency (ms) of successful generations per day and model.
+
+    No counts: they would be a second copy of the model table's cells, published without its
+    secondary suppression, and could undo it.
+    """
+    k = _k(store, k)
+    frame = store.usage_latency(parse_since(since))
+    frame["suppressed"] = frame["visitors"] < k
+    frame = frame[["day", "model", "p50_ms", "p95_ms", "suppressed"]]
+    frame = frame.astype({"p50_ms": "Float64", "p95_ms": "Float64"}).round(1)
+    frame.loc[frame["suppressed"], ["p50_ms", "p95_ms"]] = pd.NA
+    return frame
+
+
+def daily_uniques(store, since: Since = "30d", k: int | None = None) -> pd.DataFrame:
+    """Distinct visitors per day (each day's hash salt is new, so days cannot be linked)."""
+    k = _k(store, k)
+    counts = store.usage_counts("front_door", parse_since(since))
+    frame = counts[counts["total"]][["day", "visitors"]].reset_index(drop=True)
+    frame["suppressed"] = frame["visitors"] < k
+    frame = frame.astype({"visitors": "Int64"})
+    frame.loc[frame["suppressed"], "visitors"] = pd.NA
+    return frame
+
+
+def report(store, since: Since = "30d", k: int | None = None) -> dict[str, pd.DataFrame]:
+    """Every aggregate by name, as the CLI and the admin dashboard show them."""
+    tables = {"style_trends": style_trends(store, since, k)}
+    for dimension in MIX_DIMENSIONS:
+        tables[f"mix_{dimension}"] = mix(store, dimension, since, k)
+    tables["latency"] = latency(store, since, k)
+    tables["error_rates"] = error_rates(store, since, k)
+    tables["daily_uniques"] = daily_uniques(store, since, k)
+    return tables
+
+
+def snapshot(store, out_dir: str | Path, now: datetime | None = None) -> Path:
+    """Write the anonymous usage events (only them) to ``out_dir`` as zstd Parquet."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = _utc(now).strftime("%Y%m%dT%H%M%SZ")
+    return store.export_usage_events(out / f"usage-events-{stamp}.parquet")
+
+
+__all__ = [
+    "FRONT_DOORS",
+    "RESOLUTION_CLASSES",
+    "TOTAL",
+    "VisitorHasher",
+    "daily_uniques",
+    "error_rates",
+    "latency",
+    "make_event",
+    "mix",
+    "parse_since",
+    "report",
+    "snapshot",
+    "style_trends",
+    "suppress",
+]

@@ -1,0 +1,35 @@
+"""The store: the only code in GemPix that speaks SQL.
+
+One DuckDB file per data directory (``data_dir/gempix.duckdb``), opened read-write by one
+process. ``Store.open(settings)`` opens and migrates it; the methods are grouped by what they
+hold (users and consent, generations and characters, API keys and log, usage events,
+erasure) in the mixins below. ``registry`` says which tables hold whose data.
+"""
+
+from __future__ import annotations
+
+from .api_log import ApiLogMixin
+from .core import StoreError, UserLockedError
+from .erasure import ErasureMixin
+from .generations import GenerationsMixin
+from .migrations import MIGRATIONS, SCHEMA_VERSION
+from .registry import INTERNAL_TABLES, KEPT_TABLES, PER_USER_TABLES, TablePolicy
+from .usage import UsageMixin
+from .users import UsersMixin
+
+
+class Store(UsersMixin, GenerationsMixin, ApiLogMixin, UsageMixin, ErasureMixin):
+    """All records of one data directory. ``Store.open(settings)``; ``close()`` when done."""
+
+
+__all__ = [
+    "INTERNAL_TABLES",
+    "KEPT_TABLES",
+    "MIGRATIONS",
+    "PER_USER_TABLES",
+    "SCHEMA_VERSION",
+    "Store",
+    "StoreError",
+    "TablePolicy",
+    "UserLockedError",
+]

@@ -1,0 +1,287 @@
+"""A user's generations, characters and saved styles.
+
+Every lookup takes the user id: another user's record is "not found", with the same message
+as a missing one, so ids cannot be probed. Records for a user being erased are refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from datetime import datetime
+from typing import Any
+
+from ..errors import GemPixError, NotFoundError, ValidationError
+from .core import StoreBase
+from .values import as_utc, check_limit, fetch_dicts, new_id
+
+
+@dataclasses.dataclass(eq=False)
+class _Waiting:
+    """One caller's rows waiting for a group commit."""
+
+    rows: list[dict[str, Any]]
+    done: bool = False
+    error: GemPixError | None = None
+
+
+_CHARACTER_FIELDS = ("name", "reference_paths", "embeddings", "rights_confirmed_at", "strength")
+
+
+def _check_name(name: Any, field: str = "name") -> str:
+    """A short display name: 1-64 printable characters, surrounding spaces removed."""
+    if not isinstance(name, str) or not re.fullmatch(r"[^\x00-\x1f\x7f]{1,64}", name.strip()):
+        raise ValidationError(f"{field}: expected 1 to 64 printable characters.")
+    return name.strip()
+
+
+def _check_paths(paths: Any) -> list[str]:
+    if not isinstance(paths, (list, tuple)) or not all(isinstance(p, str) for p in paths):
+        raise ValidationError("reference_paths: expected a list of file paths.")
+    return list(paths)
+
+
+class GenerationsMixin(StoreBase):
+    # -- generations --------------------------------------------------------------------------
+
+    def record_generation(self, record: dict[str, Any]) -> str:
+        """Store one generated (or failed) image's record; committed before returning its id.
+
+        ``record`` holds ``generations`` columns (unknown keys are refused); ``id`` and
+        ``created_at`` are filled in when absent, ``params`` may be a dict. Raises
+        NotFoundError for an unknown user and UserLockedError for one being erased.
+        """
+        return self.record_generations([record])[0]
+
+    def record_generations(self, records: list[dict[str, Any]]) -> list[str]:
+        """Store the records of one batch of images in one transaction; return their ids.
+
+        Group commit: callers arriving while another commits wait for the write lock, and the
+        next one to get it commits every waiting batch in one transaction, so concurrent users
+        share one WAL sync. Each caller still returns only after its own rows are committed,
+        and a failing batch is retried alone so that only its caller sees the error.
+        """
+        rows = [self._generation_row(record) for record in records]
+        if not rows:
+            return []
+        waiting = _Waiting(rows)
+        with self._waiting_lock:
+            self._waiting_generations.append(waiting)
+        with self._gate.shared(), self._write_lock:
+            if not waiting.done:
+                with self._waiting_lock:
+                    batch, self._waiting_generations = self._waiting_generations, []
+                if waiting not in batch:  # left behind by a leader that failed outright
+                    batch.append(waiting)
+                self._commit_generations(batch)
+        if waiting.error is not None:
+            raise waiting.error
+        return [row["id"] for row in rows]
+
+    def _generation_row(self, record: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(record, dict) or not isinstance(record.get("user_id"), str):
+            raise ValidationError("record_generation: a dict with a user_id is required.")
+        row = dict(record)
+        row.setdefault("id", new_id())
+        row["created_at"] = as_utc(row.get("created_at") or self.clock.now(), "created_at")
+        names = self._check_columns("generations", row)
+        return {name: self._encode("generations", name, row[name]) for name in names}
+
+    def _commit_generations(self, batch: list[_Waiting]) -> None:
+        try:
+            with self._transaction("record the generation") as cursor:
+                for waiting in batch:
+                    for row in waiting.rows:
+                        (inserted,) = cursor.execute(
+                            f"INSERT INTO generations ({', '.join(row)}) "
+                            f"SELECT {', '.join('?' * len(row))} WHERE EXISTS "
+                            "(SELECT 1 FROM users WHERE user_id = ? AND NOT locked)",
+                            [*row.values(), row["user_id"]],
+                        ).fetchone()
+                        if not inserted:
+                            self._require_active_user(cursor, row["user_id"])
+        except GemPixError as error:
+            if len(batch) > 1:
+                for waiting in batch:
+                    self._commit_generations([waiting])
+                return
+            batch[0].error = error
+        for waiting in batch:
+            waiting.done = True
+
+    def get_generation(self, user_id: str, generation_id: str) -> dict[str, Any]:
+        with self._read("read the generation") as cursor:
+            rows = fetch_dicts(
+                cursor.execute(
+                    "SELECT * FROM generations WHERE id = ? AND user_id = ?",
+                    [generation_id, user_id],
+                )
+            )
+        if not rows:
+            raise NotFoundError(f"No generation with id {generation_id!r}.")
+        return rows[0]
+
+    def list_generations(
+        self, user_id: str, limit: int = 50, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """The user's generations, newest first."""
+        if type(offset) is not int or offset < 0:
+            raise ValidationError("offset: expected a whole number >= 0.")
+        with self._read("list generations") as cursor:
+            return fetch_dicts(
+                cursor.execute(
+                    "SELECT * FROM generations WHERE user_id = ? "
+                    "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+                    [user_id, check_limit(limit), offset],
+                )
+            )
+
+    def delete_generation(self, user_id: str, generation_id: str) -> str | None:
+        """Delete the record; return its image path so the caller can remove the file."""
+        with self._write("delete the generation") as cursor:
+            row = cursor.execute(
+                "DELETE FROM generations WHERE id = ? AND user_id = ? RETURNING file_path",
+                [generation_id, user_id],
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"No generation with id {generation_id!r}.")
+        return row[0]
+
+    # -- characters ---------------------------------------------------------------------------
+
+    def create_character(
+        self,
+        user_id: str,
+        name: str,
+        reference_paths: list[str],
+        *,
+        embeddings: bytes | None = None,
+        rights_confirmed_at: datetime | None = None,
+        strength: float | None = None,
+    ) -> str:
+        name = _check_name(name)
+        character_id = new_id()
+        with self._write("create the character") as cursor:
+            self._require_active_user(cursor, user_id)
+            self._refuse_duplicate_name(cursor, user_id, name, character_id)
+            self._insert(
+                cursor,
+                "characters",
+                {
+                    "id": character_id,
+                    "user_id": user_id,
+                    "name": name,
+                    "created_at": self.clock.now(),
+                    "reference_paths": _check_paths(reference_paths),
+                    "embeddings": embeddings,
+                    "rights_confirmed_at": None
+                    if rights_confirmed_at is None
+                    else as_utc(rights_confirmed_at, "rights_confirmed_at"),
+                    "strength": strength,
+                },
+            )
+        return character_id
+
+    def _refuse_duplicate_name(self, cursor, user_id: str, name: str, character_id: str) -> None:
+        taken = cursor.execute(
+            "SELECT count(*) FROM characters WHERE user_id = ? AND name = ? AND id <> ?",
+            [user_id, name, character_id],
+        ).fetchone()[0]
+        if taken:
+            raise ValidationError(f"name: you already have a character named {name!r}.")
+
+    def list_characters(self, user_id: str) -> list[dict[str, Any]]:
+        """The user's characters by name, without the (large) embeddings."""
+        with self._read("list characters") as cursor:
+            return fetch_dicts(
+                cursor.execute(
+                    "SELECT * EXCLUDE (embeddings) FROM characters WHERE user_id = ? ORDER BY name",
+                    [user_id],
+                )
+            )
+
+    def get_character(self, user_id: str, character_id: str) -> dict[str, Any]:
+        with self._read("read the character") as cursor:
+            rows = fetch_dicts(
+                cursor.execute(
+                    "SELECT * FROM characters WHERE id = ? AND user_id = ?",
+                    [character_id, user_id],
+                )
+            )
+        if not rows:
+            raise NotFoundError(f"No character with id {character_id!r}.")
+        return rows[0]
+
+    def update_character(self, user_id: str, character_id: str, **fields: Any) -> dict[str, Any]:
+        unknown = sorted(set(fields) - set(_CHARACTER_FIELDS))
+        if unknown or not fields:
+            raise ValidationError(
+                f"update_character: change one or more of {', '.join(_CHARACTER_FIELDS)}."
+            )
+        if "name" in fields:
+            fields["name"] = _check_name(fields["name"])
+        if "reference_paths" in fields:
+            fields["reference_paths"] = _check_paths(fields["reference_paths"])
+        if fields.get("rights_confirmed_at") is not None:
+            fields["rights_confirmed_at"] = as_utc(
+                fields["rights_confirmed_at"], "rights_confirmed_at"
+            )
+        values = [self._encode("characters", name, value) for name, value in fields.items()]
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self._write("update the character") as cursor:
+            if "name" in fields:
+                self._refuse_duplicate_name(cursor, user_id, fields["name"], character_id)
+            rows = fetch_dicts(
+                cursor.execute(
+                    f"UPDATE characters SET {assignments} WHERE id = ? AND user_id = ? RETURNING *",
+                    [*values, character_id, user_id],
+                )
+            )
+        if not rows:
+            raise NotFoundError(f"No character with id {character_id!r}.")
+        return rows[0]
+
+    def delete_character(self, user_id: str, character_id: str) -> list[str]:
+        """Delete the character; return its reference image paths for the caller to remove."""
+        with self._write("delete the character") as cursor:
+            rows = fetch_dicts(
+                cursor.execute(
+                    "DELETE FROM characters WHERE id = ? AND user_id = ? RETURNING reference_paths",
+                    [character_id, user_id],
+                )
+            )
+        if not rows:
+            raise NotFoundError(f"No character with id {character_id!r}.")
+        return rows[0]["reference_paths"]
+
+    # -- saved styles -------------------------------------------------------------------------
+
+    def save_user_style(self, user_id: str, name: str, template: str, negative: str = "") -> None:
+        """Create or replace the user's style ``name``."""
+        name = _check_name(name)
+        for field, text in (("template", template), ("negative", negative)):
+            if not isinstance(text, str) or len(text) > 2000:
+                raise ValidationError(f"{field}: expected text of at most 2000 characters.")
+        with self._write("save the style") as cursor:
+            self._require_active_user(cursor, user_id)
+            cursor.execute(
+                "INSERT INTO user_styles VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, name) "
+                "DO UPDATE SET template = excluded.template, negative = excluded.negative",
+                [user_id, name, template, negative, self.clock.now()],
+            )
+
+    def list_user_styles(self, user_id: str) -> list[dict[str, Any]]:
+        with self._read("list styles") as cursor:
+            return fetch_dicts(
+                cursor.execute(
+                    "SELECT * FROM user_styles WHERE user_id = ? ORDER BY name", [user_id]
+                )
+            )
+
+    def delete_user_style(self, user_id: str, name: str) -> None:
+        with self._write("delete the style") as cursor:
+            found = cursor.execute(
+                "DELETE FROM user_styles WHERE user_id = ? AND name = ?", [user_id, name]
+            ).fetchone()[0]
+        if not found:
+            raise NotFoundError(f"No saved style named {name!r}.")

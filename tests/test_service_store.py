@@ -1,0 +1,66 @@
+"""Every generation from the service is recorded, and every attempt leaves an anonymous event."""
+
+from __future__ import annotations
+
+import pytest
+
+from gempix.engine.request import GenerationRequest
+from gempix.errors import ValidationError
+
+
+def events(studio):
+    studio.store.flush()
+    with studio.store._read("test") as cursor:
+        return cursor.execute("SELECT * FROM usage_events").fetchdf().to_dict("records")
+
+
+def test_generation_is_committed_with_all_parameters(studio):
+    result = studio.generate(
+        GenerationRequest("a sentinel fox", seed=9, num_images=2, styles=("watercolor",)),
+        user_id="user-a",
+        front_door="notebook",
+    )
+    rows = studio.store.list_generations("user-a")
+    assert {row["id"] for row in rows} == {image.id for image in result.images}
+    row = studio.store.get_generation("user-a", result.images[0].id)
+    assert row["prompt"].startswith("watercolor painting of a sentinel fox")
+    assert row["seed"] == 9 and row["front_door"] == "notebook" and row["status"] == "ok"
+    assert row["file_path"] == str(result.images[0].path)
+    assert list(row["styles"]) == ["watercolor"]
+
+
+def test_usage_event_is_anonymous(studio):
+    studio.generate(GenerationRequest("a sentinel-prompt-xyz", seed=1), user_id="user-a")
+    (event,) = events(studio)
+    assert event["status"] == "ok" and event["front_door"] == "cli" and event["model"] == "tiny"
+    assert "user-a" not in str(event.values()) and "sentinel" not in str(event.values())
+    assert set(event) >= {"hour_bucket", "visitor_hash", "latency_ms"}
+    assert "user_id" not in event and "prompt" not in event
+
+
+def test_failed_request_leaves_an_error_event_and_no_generation(studio):
+    with pytest.raises(ValidationError):
+        studio.generate(GenerationRequest("x", steps="lots"), user_id="user-a")
+    assert studio.store.list_generations("user-a") == []
+    (event,) = events(studio)
+    assert event["status"] == "ValidationError" and event["steps"] == 0
+
+
+def test_user_styles_are_logged_as_custom(studio):
+    studio.store.ensure_user("user-a")
+    studio.store.save_user_style("user-a", "my-secret-look", "moody {prompt}", "bright")
+    result = studio.generate(
+        GenerationRequest("x", styles=("my-secret-look", "watercolor"), seed=1), user_id="user-a"
+    )
+    assert result.images[0].params["prompt"].startswith("watercolor painting of moody x")
+    (event,) = events(studio)
+    assert list(event["styles"]) == ["custom", "watercolor"]
+
+
+def test_other_users_generations_are_not_found(studio):
+    from gempix.errors import NotFoundError
+
+    image = studio.generate(GenerationRequest("x", seed=1), user_id="user-a").images[0]
+    studio.store.ensure_user("user-b")
+    with pytest.raises(NotFoundError):
+        studio.store.get_generation("user-b", image.id)
