@@ -26,12 +26,13 @@ from .engine.sizes import RESOLUTIONS
 from .engine.upscale import resolved_backend
 from .errors import GemPixError
 from .metadata import save_png
+from .privacy.gate import admit
+from .privacy.identity import LOCAL_USER
 from .settings import Settings
 from .store import Store
 from .styles import Style, apply_styles, load_presets
 
 log = logging.getLogger("gempix.service")
-LOCAL_USER = "local"  # the single user of a CLI or notebook session without a user key
 NEGATIVE_IGNORED = (
     "The negative prompt has no effect at guidance 1 or below (turbo models); "
     "raise guidance to use it."
@@ -212,7 +213,7 @@ class Studio:
         """
         started = time.perf_counter()
         check(request)
-        self.store.ensure_user(user_id)
+        admit(self.store, self.settings, user_id)
         try:
             result = self._generate(request, user_id, front_door, progress, started)
         except GemPixError as error:

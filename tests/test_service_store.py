@@ -6,6 +6,15 @@ import pytest
 
 from gempix.engine.request import GenerationRequest
 from gempix.errors import ValidationError
+from gempix.privacy.gate import AgeConfirmationRequired, confirm_age
+
+
+@pytest.fixture
+def studio(studio):
+    """The studio with two users who confirmed their age."""
+    for user in ("user-a", "user-b"):
+        confirm_age(studio.store, user)
+    return studio
 
 
 def events(studio):
@@ -64,3 +73,15 @@ def test_other_users_generations_are_not_found(studio):
     studio.store.ensure_user("user-b")
     with pytest.raises(NotFoundError):
         studio.store.get_generation("user-b", image.id)
+
+
+def test_first_generation_needs_age_confirmation(studio):
+    with pytest.raises(AgeConfirmationRequired, match="at least 13 years old"):
+        studio.generate(GenerationRequest("x"), user_id="new-user")
+    assert studio.store.list_generations("new-user") == []
+    confirm_age(studio.store, "new-user")
+    assert studio.generate(GenerationRequest("x"), user_id="new-user").images
+
+
+def test_local_operator_is_not_gated(studio):
+    assert studio.generate(GenerationRequest("x")).images  # LOCAL_USER, the CLI default

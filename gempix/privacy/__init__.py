@@ -1,0 +1,1 @@
+"""Privacy as code: identity, the gate before generating, consent, export, erasure, policy."""
