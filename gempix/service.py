@@ -223,9 +223,27 @@ class Studio:
         return result
 
     def _generate(self, request, user_id, front_door, progress, started) -> GenerationResult:
-        loaded = self.model()
         extra = self.user_styles(user_id) if request.styles else None
-        styled = styled_request(request, loaded.preset, extra)
+        result = self.render(
+            request, user_id=user_id, progress=progress, user_styles=extra, started=started
+        )
+        self.record(result, user_id=user_id, front_door=front_door)
+        return result
+
+    def render(
+        self,
+        request: GenerationRequest,
+        *,
+        user_id: str = LOCAL_USER,
+        progress: Progress | None = None,
+        user_styles: dict[str, Style] | None = None,
+        started: float | None = None,
+    ) -> GenerationResult:
+        """Generate and save the PNGs, touching no database (batch workers on other ranks
+        render; only the main process records)."""
+        started = time.perf_counter() if started is None else started
+        loaded = self.model()
+        styled = styled_request(request, loaded.preset, user_styles)
         resolved = plan(styled, loaded.preset)
         warnings = prompt_warnings(loaded, resolved)
         if request.negative_prompt.strip() and resolved.guidance <= 1:
@@ -242,22 +260,27 @@ class Studio:
                 include_prompt=self.settings.metadata_prompt,
             )
             images.append(GeneratedImage(image_id, path, params["seed"], *picture.size, params))
-        duration_ms = (time.perf_counter() - started) * 1000
-        try:
-            self.store.record_generations(
-                [generation_record(image, user_id, front_door, duration_ms) for image in images]
-            )
-        except GemPixError:
-            for image in images:
-                image.path.unlink(missing_ok=True)
-            raise
         return GenerationResult(
             images=images,
             model=loaded.name,
             warnings=warnings,
             notice=loaded.notice,
-            duration_ms=duration_ms,
+            duration_ms=(time.perf_counter() - started) * 1000,
         )
+
+    def record(self, result: GenerationResult, *, user_id: str, front_door: str) -> None:
+        """Commit the result's records; if refused (user erased meanwhile), remove its files."""
+        try:
+            self.store.record_generations(
+                [
+                    generation_record(image, user_id, front_door, result.duration_ms)
+                    for image in result.images
+                ]
+            )
+        except GemPixError:
+            for image in result.images:
+                image.path.unlink(missing_ok=True)
+            raise
 
     def _record_usage(self, request, user_id, front_door, started, status, result=None) -> None:
         """One anonymous event: coarse facts only; users' own style names become "custom".

@@ -44,7 +44,7 @@ def cli(debug: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning errors into the documented exit codes."""
-    from . import analytics, generate, models, serve, styles  # noqa: F401  (register commands)
+    from . import analytics, batch, generate, models, serve, styles  # noqa: F401
 
     cli.add_command(analytics.analytics)
 

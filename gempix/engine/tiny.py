@@ -11,6 +11,7 @@ It draws noise, not pictures. The UI labels it as such.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import tempfile
@@ -140,22 +141,25 @@ def is_built(folder: Path) -> bool:
 def ensure_tiny(folder: Path) -> Path:
     """Build the tiny model into ``folder`` unless an up-to-date build is already there.
 
-    Built in a sibling temp folder and moved into place, so a crash mid-build or two processes
-    building at once never leave a half-written model that later loads as garbage.
+    Several processes may ask at once (batch ranks, a test run beside the app): a lock file
+    makes one build while the others wait, and the build is written to a temp folder and
+    moved into place, so nobody ever loads a half-written model.
     """
     folder = Path(folder)
     if is_built(folder):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=folder.parent))
-    try:
-        build_pipeline().save_pretrained(staging, safe_serialization=True)
-        (staging / MARKER).write_text(json.dumps({"recipe": RECIPE_VERSION}))
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    except FileExistsError:  # another process won the race with an identical build
-        pass
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_built(folder):  # built by whoever held the lock before us
+            return folder
+        staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=folder.parent))
+        try:
+            build_pipeline().save_pretrained(staging, safe_serialization=True)
+            (staging / MARKER).write_text(json.dumps({"recipe": RECIPE_VERSION}))
+            if folder.exists():
+                shutil.rmtree(folder)
+            staging.rename(folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return folder

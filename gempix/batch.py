@@ -1,0 +1,188 @@
+"""Many requests from a JSONL file: resumable, with progress, split across processes.
+
+Each input line is one full request (the fields of ``GenerationRequest``; ``init_image`` is a
+path). Results go to ``OUT/results.rank<N>.jsonl``, one line per request, written as each
+finishes, so an interrupted run resumes where it stopped: a line whose index and content hash
+already have an ``ok`` result is skipped.
+
+Under ``torchrun --nproc_per_node N`` (or ``accelerate launch`` on GPUs) accelerate's
+``PartialState`` splits the pending lines between processes; every rank renders its share
+without touching the database, and only the main process records the generations in the
+store afterwards (DuckDB allows one writer). The data directory must be shared by the ranks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .engine.request import GenerationRequest
+from .errors import GemPixError, NotFoundError, ValidationError
+from .privacy.identity import LOCAL_USER
+from .service import GeneratedImage, GenerationResult, Studio
+from .settings import Settings
+
+REQUEST_FIELDS = {field.name for field in dataclasses.fields(GenerationRequest)}
+RESULTS_GLOB = "results.rank*.jsonl"
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchLine:
+    index: int  # 1-based line number in the input file
+    digest: str  # SHA-256 of the line's JSON, so an edited line is not taken as done
+    request: GenerationRequest
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchSummary:
+    total: int
+    skipped: int
+    done: int
+    failed: int
+    results: list[Path]
+
+
+def read_lines(path: Path) -> list[BatchLine]:
+    """Parse the whole file first, so a malformed line fails the run before any work."""
+    lines = []
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValidationError(f"{path}: cannot read the prompts file ({error}).") from None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            fields = json.loads(raw)
+        except json.JSONDecodeError as error:
+            raise ValidationError(f"{path}:{number}: not valid JSON ({error.msg}).") from None
+        if not isinstance(fields, dict):
+            raise ValidationError(f"{path}:{number}: expected a JSON object with a prompt.")
+        unknown = sorted(set(fields) - REQUEST_FIELDS)
+        if unknown:
+            raise ValidationError(
+                f"{path}:{number}: unknown field(s) {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(REQUEST_FIELDS))}."
+            )
+        if "styles" in fields and isinstance(fields["styles"], list):
+            fields["styles"] = tuple(fields["styles"])
+        digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+        lines.append(BatchLine(number, digest, GenerationRequest(**fields)))
+    return lines
+
+
+def results(out_dir: Path) -> Iterator[dict[str, Any]]:
+    for path in sorted(Path(out_dir).glob(RESULTS_GLOB)):
+        for raw in path.read_text(encoding="utf-8").splitlines():
+            if raw.strip():
+                yield json.loads(raw)
+
+
+def _done(out_dir: Path) -> set[tuple[int, str]]:
+    return {(r["line"], r["digest"]) for r in results(out_dir) if r["status"] == "ok"}
+
+
+def _place(source: Path, target: Path) -> None:
+    """A hard link where the file system allows it (no second copy on disk), else a copy."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _render(studio: Studio, line: BatchLine, out_dir: Path) -> dict[str, Any]:
+    entry: dict[str, Any] = {"line": line.index, "digest": line.digest}
+    try:
+        result = studio.render(line.request, user_id=LOCAL_USER)
+    except GemPixError as error:
+        return {**entry, "status": "error", "error": error.message}
+    images = []
+    for number, image in enumerate(result.images, start=1):
+        output = out_dir / "images" / f"line{line.index:05d}-{number}.png"
+        _place(image.path, output)
+        images.append({**dataclasses.asdict(image), "path": str(image.path), "output": str(output)})
+    return {
+        **entry,
+        "status": "ok",
+        "model": result.model,
+        "duration_ms": result.duration_ms,
+        "warnings": result.warnings,
+        "images": images,
+    }
+
+
+def _record_new(studio: Studio, out_dir: Path) -> None:
+    """Main process only: put every ok result not yet in the store into it (idempotent)."""
+    studio.store.ensure_user(LOCAL_USER)
+    for entry in results(out_dir):
+        if entry["status"] != "ok":
+            continue
+        images = [
+            GeneratedImage(
+                image["id"],
+                Path(image["path"]),
+                image["seed"],
+                image["width"],
+                image["height"],
+                image["params"],
+            )
+            for image in entry["images"]
+        ]
+        try:
+            studio.store.get_generation(LOCAL_USER, images[0].id)
+            continue
+        except NotFoundError:
+            pass
+        result = GenerationResult(
+            images, entry["model"], entry["warnings"], "", entry["duration_ms"]
+        )
+        studio.record(result, user_id=LOCAL_USER, front_door="cli")
+
+
+def run_batch(settings: Settings, prompts: Path, out_dir: Path, show_progress: bool = True):
+    """Render every pending line of ``prompts`` into ``out_dir``; returns a BatchSummary."""
+    from accelerate import PartialState
+    from tqdm import tqdm
+
+    lines = read_lines(prompts)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = PartialState(cpu=settings.device == "cpu" or not _has_gpu())
+    done = _done(out_dir)
+    pending = [line for line in lines if (line.index, line.digest) not in done]
+    studio = Studio(settings)
+    results_path = out_dir / f"results.rank{state.process_index}.jsonl"
+    finished = failed = 0
+    with state.split_between_processes(pending) as mine, results_path.open("a") as log:
+        visible = show_progress and state.is_main_process
+        for line in tqdm(mine, desc="batch", unit="prompt", disable=not visible):
+            entry = _render(studio, line, out_dir)
+            log.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            log.flush()
+            finished += entry["status"] == "ok"
+            failed += entry["status"] != "ok"
+    state.wait_for_everyone()
+    if state.is_main_process:
+        with studio:
+            _record_new(studio, out_dir)
+    return BatchSummary(
+        total=len(lines),
+        skipped=len(lines) - len(pending),
+        done=finished,
+        failed=failed,
+        results=sorted(out_dir.glob(RESULTS_GLOB)),
+    )
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
