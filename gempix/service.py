@@ -7,6 +7,7 @@ module owns where images go and what they carry.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -18,13 +19,15 @@ from typing import Any
 
 from . import __version__
 from .analytics import VisitorHasher, make_event
+from .engine.detail import DetailJob
 from .engine.generate import Progress, prompt_warnings, run
 from .engine.models import LoadedModel, ModelManager
 from .engine.presets import ModelPreset
 from .engine.request import GenerationRequest, Plan, check, plan
 from .engine.sizes import RESOLUTIONS
-from .engine.upscale import resolved_backend
+from .engine.upscale import UPSCALE_INFO, Upscaler, check_backend, upscale_target, upscaler_for
 from .errors import GemPixError
+from .images import load_image
 from .metadata import save_png
 from .privacy.gate import admit
 from .privacy.identity import LOCAL_USER
@@ -92,7 +95,7 @@ def image_params(
         "aspect": request.aspect,
         "resolution": request.resolution,
         "upscaled": resolved.upscaled,
-        "upscaler": resolved_backend(resolved.upscaler) if resolved.upscaled else None,
+        "upscaler": None,  # what ran: set from the upscaler's report (Studio.render)
         "img2img": resolved.init_image is not None,
         "strength": resolved.strength if resolved.init_image is not None else None,
         "model": loaded.name,
@@ -158,6 +161,7 @@ class Studio:
     def __init__(self, settings: Settings, store: Store | None = None):
         self.settings = settings
         self.models = ModelManager(settings)
+        self._upscaler: tuple[LoadedModel, Upscaler] | None = None
         self.visitors = VisitorHasher()
         self._store = store
         self._store_lock = threading.Lock()
@@ -183,6 +187,92 @@ class Studio:
 
     def model(self) -> LoadedModel:
         return self.models.get()
+
+    def upscaler(self, loaded: LoadedModel) -> Upscaler:
+        """The upscaler that goes with the loaded model (the tiny model brings its own)."""
+        if self._upscaler is None or self._upscaler[0] is not loaded:
+            self._upscaler = (loaded, upscaler_for(self.settings, loaded))
+        return self._upscaler[1]
+
+    def upscale(
+        self,
+        generation_id: str,
+        *,
+        resolution: str = "4k",
+        width: int | None = None,
+        height: int | None = None,
+        upscaler: str = "auto",
+        user_id: str = LOCAL_USER,
+        front_door: str = "cli",
+        progress: Progress | None = None,
+    ) -> GenerationResult:
+        """Upscale one of the user's generations into a new generation linked to it.
+
+        The new row's ``source_id`` names the source; its params are the source's plus what
+        the upscaler did. ``detail`` redraws with the prompt and seed the source was made with.
+        Someone else's generation id is NotFound, like one that does not exist.
+        """
+        started = time.perf_counter()
+        backend = check_backend(upscaler)
+        admit(self.store, self.settings, user_id)
+        source = self.store.get_generation(user_id, generation_id)
+        picture = load_image(source["file_path"], "image")
+        target = upscale_target(picture.size, resolution, width, height)
+        params = dict(source["params"] or {})
+        loaded = self.model()
+        warnings = []
+        detail = None
+        if backend == "detail":
+            detail = DetailJob(
+                loaded,
+                prompt=source["prompt"] or "",
+                negative_prompt=source["negative_prompt"] or "",
+                seed=int(source["seed"] or 0),
+                steps=int(source["steps"] or loaded.preset.steps),
+                guidance=float(source["guidance"] or 0.0),
+            )
+            if source["model"] != loaded.name:
+                warnings.append(
+                    f"The detail pass used {loaded.name}; the image was made with "
+                    f"{source['model']}."
+                )
+        result = self.upscaler(loaded).upscale(picture, target, backend, progress, detail)
+        done = result.info[UPSCALE_INFO]
+        params.update(
+            width=target[0],
+            height=target[1],
+            upscaled=True,
+            upscaler=done["backend"],
+            upscale=done,
+            source_id=generation_id,
+            batch_index=0,
+            batch_size=1,
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            generator=f"GemPix {__version__}",
+            ai_generated=True,
+        )
+        image_id = uuid.uuid4().hex
+        path = save_png(
+            result,
+            self.settings.images_dir / user_id / f"{image_id}.png",
+            params,
+            include_prompt=self.settings.metadata_prompt,
+        )
+        image = GeneratedImage(image_id, path, params["seed"], *result.size, params)
+        duration_ms = (time.perf_counter() - started) * 1000
+        record = generation_record(image, user_id, front_door, duration_ms)
+        try:
+            self.store.record_generations([{**record, "source_id": generation_id}])
+        except GemPixError:
+            path.unlink(missing_ok=True)
+            raise
+        return GenerationResult(
+            images=[image],
+            model=loaded.name,
+            warnings=warnings,
+            notice=loaded.notice,
+            duration_ms=duration_ms,
+        )
 
     def user_styles(self, user_id: str) -> dict[str, Style]:
         return {
@@ -248,11 +338,14 @@ class Studio:
         warnings = prompt_warnings(loaded, resolved)
         if request.negative_prompt.strip() and resolved.guidance <= 1:
             warnings.append(NEGATIVE_IGNORED)
-        pictures = run(loaded, resolved, progress)
+        pictures = run(loaded, resolved, progress, upscaler=self.upscaler(loaded))
         images = []
         for index, picture in enumerate(pictures):
             image_id = uuid.uuid4().hex
             params = image_params(loaded, styled, resolved, index)
+            done = picture.info.get(UPSCALE_INFO)
+            if done:
+                params.update(upscaler=done["backend"], upscale=done)
             path = save_png(
                 picture,
                 self.settings.images_dir / user_id / f"{image_id}.png",
@@ -280,6 +373,8 @@ class Studio:
         except GemPixError:
             for image in result.images:
                 image.path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the folder of a user erased meanwhile
+                (self.settings.images_dir / user_id).rmdir()
             raise
 
     def _record_usage(self, request, user_id, front_door, started, status, result=None) -> None:

@@ -146,6 +146,14 @@ SETTINGS: tuple[Setting, ...] = (
         _int_range(13, 120),
     ),
     Setting(
+        "esrgan_weights",
+        ("GEMPIX_ESRGAN_WEIGHTS",),
+        "",
+        "ESRGAN-family upscaler file (.safetensors/.pth) for 2k/4k output; empty uses "
+        "Real-ESRGAN x4plus from the Hub cache (fetch it with: gempix download esrgan).",
+        str,
+    ),
+    Setting(
         "secret",
         ("GEMPIX_SECRET",),
         "",
@@ -172,6 +180,7 @@ class Settings:
     analytics_k: int = 10
     retention_days: int = 30
     min_age: int = 13
+    esrgan_weights: str = ""
     secret: str = ""
 
     @classmethod

@@ -2,18 +2,22 @@
 # Set up GemPix in ./.venv. Torch goes first, so the torch range in requirements.txt is then
 # already satisfied and pip never swaps it for another build. With --dev, also the test tools
 # and Debian's Chromium for the browser tests (Playwright cannot download a browser here).
-#   TORCH_SPEC   torch requirement to install first (default torch==2.13.0)
+#   TORCH_SPEC   torch requirement(s) to install first, split on spaces (default
+#                "torch==2.14.1 torchvision==0.29.1": spandrel, the 4K upscaler, imports
+#                torchvision, and this pair is the one whose torchvision imports beside it)
 #   PYTHON       interpreter that creates the venv (default python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python_bin=${PYTHON:-python3}
-torch_spec=${TORCH_SPEC:-torch==2.13.0}
+torch_spec=${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}
 
 [ -x .venv/bin/python ] || "$python_bin" -m venv .venv
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 
-"${pip[@]}" "$torch_spec"
+# Split on purpose: TORCH_SPEC may hold several requirements or pip options (--index-url URL).
+read -r -a torch_args <<< "$torch_spec"
+"${pip[@]}" "${torch_args[@]}"
 "${pip[@]}" -r requirements.txt -e .
 
 if [ "${1:-}" = "--dev" ]; then

@@ -54,7 +54,7 @@ def test_aspect_and_4k_give_exact_target_size(shared_studio):
     image = result.images[0]
     assert (image.width, image.height) == (3840, 2160)
     assert Image.open(image.path).size == (3840, 2160)
-    assert image.params["upscaled"] and image.params["upscaler"] == "lanczos"
+    assert image.params["upscaled"] and image.params["upscaler"] == "esrgan"
     assert (image.params["base_width"], image.params["base_height"]) == (88, 48)
 
 

@@ -26,3 +26,15 @@ def test_spacefile_structure():
         assert variable["name"] in known, f"{variable['name']} is not a GemPix setting"
         assert variable["description"].strip()
         assert "default" not in variable or isinstance(variable["default"], str)
+
+
+def test_readme_starts_with_a_space_header():
+    import gradio
+
+    text = (ROOT / "README.md").read_text()
+    assert text.startswith("---\n")
+    header = yaml.safe_load(text.split("---\n")[1])
+    assert header["sdk"] == "gradio" and header["app_file"] == "app.py"
+    assert header["sdk_version"].split(".")[0] == gradio.__version__.split(".")[0]
+    assert isinstance(header["python_version"], str) and header["hf_oauth"] is True
+    assert len(header["short_description"]) <= 60

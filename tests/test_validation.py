@@ -41,7 +41,7 @@ CASES = [
     (dict(guidance=-1), "guidance: -1.0 is outside [0.0, 30.0]"),
     (dict(guidance="high"), "guidance: expected a number"),
     (dict(width=65, height=64), "width: 65 is not a multiple of 8, which this model needs"),
-    (dict(width=64, height=10000), "height: 10000 is out of range; allowed 64 to 2048"),
+    (dict(width=64, height=10000), "height: 10000 is out of range; allowed 64 to 4096"),
     (dict(width=0, height=64), "width: 0 is out of range"),
     (dict(width=-64, height=64), "width: -64 is out of range"),
     (dict(width=64), "size: give both width and height"),

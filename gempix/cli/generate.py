@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..engine.request import GenerationRequest
+from ..engine.request import UPSCALERS, GenerationRequest
 from ..engine.sizes import ASPECTS, RESOLUTIONS, parse_size
 from ..service import GeneratedImage, Studio
 from . import cli, load_settings
@@ -51,7 +51,10 @@ def output_paths(out: str | None, images: list[GeneratedImage]) -> list[Path]:
 @click.option("--seed", type=int, help="Seed of the first image; random when left out.")
 @click.option("--steps", type=int, help="Denoising steps (default: the model's).")
 @click.option("--guidance", type=float, help="Classifier-free guidance (0 for turbo models).")
-@click.option("--size", help="Generation size WIDTHxHEIGHT, e.g. 768x512.")
+@click.option(
+    "--size",
+    help="Output size WIDTHxHEIGHT, e.g. 768x512; up to 4096x4096 (past 2048 it is upscaled).",
+)
 @click.option("--aspect", type=click.Choice(list(ASPECTS)), help="Aspect ratio.")
 @click.option(
     "--resolution",
@@ -59,6 +62,14 @@ def output_paths(out: str | None, images: list[GeneratedImage]) -> list[Path]:
     default="native",
     show_default=True,
     help="Output size class; 2k/4k upscale the native image.",
+)
+@click.option(
+    "--upscaler",
+    type=click.Choice(list(UPSCALERS)),
+    default="auto",
+    show_default=True,
+    help="How 2k/4k and large sizes are reached: esrgan (model), lanczos, detail (esrgan or "
+    "lanczos, then a diffusion detail pass); auto is esrgan when its weights are here.",
 )
 @click.option("--num", "num_images", type=int, default=1, show_default=True, help="Images (1-8).")
 @click.option("--init", "init_image", type=click.Path(), help="Start from this image.")
@@ -75,6 +86,7 @@ def generate(
     size,
     aspect,
     resolution,
+    upscaler,
     num_images,
     init_image,
     strength,
@@ -99,6 +111,7 @@ def generate(
         height=height,
         aspect=aspect,
         resolution=resolution,
+        upscaler=upscaler,
         num_images=num_images,
         init_image=init_image,
         strength=strength,
@@ -113,3 +126,48 @@ def generate(
             path.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(image.path, path)
         click.echo(f"{path}  seed={image.seed}  {image.width}x{image.height}")
+
+
+@cli.command()
+@click.argument("generation_id")
+@click.option(
+    "--resolution",
+    type=click.Choice(["2k", "4k"]),
+    default="4k",
+    show_default=True,
+    help="Long side 2560 or 3840, keeping the image's aspect ratio.",
+)
+@click.option("--size", help="Exact output size WIDTHxHEIGHT instead, up to 4096x4096.")
+@click.option(
+    "--upscaler",
+    type=click.Choice(list(UPSCALERS)),
+    default="auto",
+    show_default=True,
+    help="esrgan, lanczos, or detail (redraws with the image's prompt and seed).",
+)
+@click.option("--output", "-o", "out", help="Output file (.png) or folder.")
+@model_options
+def upscale(generation_id, resolution, size, upscaler, out, model, data_dir, device):
+    """Upscale the generation GENERATION_ID into a new one and print where it went.
+
+    Example: gempix upscale 3f2a... --resolution 4k --upscaler esrgan -o big.png
+    """
+    settings = load_settings(model=model, data_dir=data_dir, device=device)
+    width, height = parse_size(size) if size else (None, None)
+    with Studio(settings) as studio, ProgressBar() as progress:
+        result = studio.upscale(
+            generation_id,
+            resolution=resolution,
+            width=width,
+            height=height,
+            upscaler=upscaler,
+            front_door="cli",
+            progress=progress,
+        )
+    for warning in result.warnings:
+        click.secho(f"Warning: {warning}", fg="yellow", err=True)
+    for picture, path in zip(result.images, output_paths(out, result.images), strict=True):
+        if path != picture.path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(picture.path, path)
+        click.echo(f"{path}  {picture.width}x{picture.height}  {picture.params['upscaler']}")

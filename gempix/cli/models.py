@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..engine.esrgan import download_default
 from ..engine.models import download as download_model
 from ..engine.models import is_downloaded
 from ..engine.presets import AUTO_CPU, AUTO_GPU, PRESETS
@@ -37,9 +38,12 @@ def models(data_dir):
 @click.argument("model", type=click.STRING)
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data folder.")
 def download(model, data_dir):
-    """Fetch MODEL (a preset or repo id) into the local cache for offline use.
+    """Fetch MODEL (a preset, a repo id, or esrgan) into the local cache for offline use.
 
-    Example: gempix download sd-turbo
+    Example: gempix download sd-turbo; gempix download esrgan (the 4K upscaler, 67 MB)
     """
     settings = load_settings(data_dir=data_dir)
+    if model == "esrgan":
+        click.echo(download_default(settings.hub_timeout))
+        return
     click.echo(download_model(settings, model))

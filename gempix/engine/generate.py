@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .detail import DetailJob
 from .models import LoadedModel
 from .request import Plan
-from .upscale import upscale
+from .upscale import Upscaler, upscale
 
 # progress(done, total, stage): stage is "denoise" or "upscale"
 Progress = Callable[[int, int, str], None]
@@ -46,8 +47,16 @@ def _pipeline_for(loaded: LoadedModel, plan: Plan):
     return loaded.img2img
 
 
-def run(loaded: LoadedModel, plan: Plan, progress: Progress | None = None) -> list:
-    """Generate ``plan.num_images`` images, upscaled to ``plan.target`` when it differs."""
+def run(
+    loaded: LoadedModel,
+    plan: Plan,
+    progress: Progress | None = None,
+    upscaler: Upscaler | None = None,
+) -> list:
+    """Generate ``plan.num_images`` images, upscaled to ``plan.target`` when it differs.
+
+    An upscaled image carries what was done in ``image.info[UPSCALE_INFO]``.
+    """
     import torch
 
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in plan.seeds]
@@ -74,5 +83,15 @@ def run(loaded: LoadedModel, plan: Plan, progress: Progress | None = None) -> li
     with loaded.lock, torch.inference_mode():
         images = pipe(**kwargs).images
     if plan.upscaled:
-        images = [upscale(image, plan.target, plan.upscaler, progress) for image in images]
+        images = [
+            upscale(
+                image,
+                plan.target,
+                plan.upscaler,
+                progress,
+                upscaler=upscaler,
+                detail=DetailJob.from_plan(loaded, plan, index),
+            )
+            for index, image in enumerate(images)
+        ]
     return images

@@ -19,18 +19,20 @@ from ..images import ImageSource, load_image
 from .presets import ModelPreset
 from .sizes import (
     MAX_GENERATION_SIDE,
+    MAX_OUTPUT_SIDE,
     MIN_SIDE,
     base_size,
     parse_aspect,
     parse_resolution,
     target_size,
 )
+from .upscale import CHOICES, check_backend
 
 MAX_PROMPT_CHARS = 2000
 MAX_IMAGES = 8
 MAX_SEED = 2**32 - 1
 MAX_GUIDANCE = 30.0
-UPSCALERS = ("auto", "lanczos")
+UPSCALERS = CHOICES  # ("auto", "lanczos", "esrgan", "detail"), declared in upscale.py
 
 
 @dataclasses.dataclass
@@ -119,7 +121,7 @@ def _number(value: Any, field: str, low: float, high: float, low_open: bool = Fa
 
 
 def _side(value: Any, field: str, multiple: int) -> int:
-    side = _integer(value, field, MIN_SIDE, MAX_GENERATION_SIDE)
+    side = _integer(value, field, MIN_SIDE, MAX_OUTPUT_SIDE)
     if side % multiple:
         raise ValidationError(
             f"{field}: {side} is not a multiple of {multiple}, which this model needs "
@@ -142,13 +144,33 @@ def _sizes(request: GenerationRequest, preset: ModelPreset) -> tuple[int, int, t
             raise ValidationError("size: give both width and height.")
         if parse_resolution(request.resolution) != "native":
             raise ValidationError("resolution: 2k/4k go with an aspect ratio, not width/height.")
-        width = _side(request.width, "width", preset.size_multiple)
-        height = _side(request.height, "height", preset.size_multiple)
+        width = _integer(request.width, "width", MIN_SIDE, MAX_OUTPUT_SIDE)
+        height = _integer(request.height, "height", MIN_SIDE, MAX_OUTPUT_SIDE)
+        if max(width, height) > MAX_GENERATION_SIDE:  # any size: the upscaler hits it exactly
+            return (*_upscaled_base(width, height, preset), (width, height))
+        width = _side(width, "width", preset.size_multiple)
+        height = _side(height, "height", preset.size_multiple)
         return width, height, (width, height)
     aspect = request.aspect or "1:1"
     width, height = base_size(aspect, preset.native, preset.size_multiple)
     target = target_size(aspect, request.resolution, preset.native, preset.size_multiple)
     return width, height, target
+
+
+def _upscaled_base(width: int, height: int, preset: ModelPreset) -> tuple[int, int]:
+    """A custom size past MAX_GENERATION_SIDE is generated at the model's native pixel count
+    with the same aspect (never larger than the target or MAX_GENERATION_SIDE), then upscaled.
+    """
+    multiple = preset.size_multiple
+    area = preset.native[0] * preset.native[1]
+    base_w = math.sqrt(area * width / height)
+    base_h = base_w * height / width
+    shrink = min(1.0, width / base_w, height / base_h, MAX_GENERATION_SIDE / max(base_w, base_h))
+
+    def fit(side: float) -> int:
+        return max(multiple, min(MAX_GENERATION_SIDE, int(side * shrink) // multiple * multiple))
+
+    return fit(base_w), fit(base_h)
 
 
 def check(request: GenerationRequest) -> None:
@@ -163,6 +185,7 @@ def check(request: GenerationRequest) -> None:
     if request.aspect is not None:
         parse_aspect(request.aspect)
     parse_resolution(request.resolution)
+    check_backend(request.upscaler)
 
 
 def plan(request: GenerationRequest, preset: ModelPreset) -> Plan:
@@ -181,11 +204,6 @@ def plan(request: GenerationRequest, preset: ModelPreset) -> Plan:
         MAX_GUIDANCE,
     )
     width, height, target = _sizes(request, preset)
-    if request.upscaler not in UPSCALERS:
-        raise ValidationError(
-            f"upscaler: {request.upscaler!r} is not available; choose one of "
-            f"{', '.join(UPSCALERS)}."
-        )
     init = None
     strength = 1.0
     if request.init_image is not None:
@@ -207,5 +225,5 @@ def plan(request: GenerationRequest, preset: ModelPreset) -> Plan:
         target=target,
         init_image=init,
         strength=strength,
-        upscaler=request.upscaler,
+        upscaler=check_backend(request.upscaler),
     )

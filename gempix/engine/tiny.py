@@ -17,8 +17,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .esrgan import TINY_ESRGAN_FILE, build_tiny_esrgan
+
 # Bump when the recipe changes: a folder built by an older recipe is rebuilt on next use.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 MARKER = "gempix-tiny.json"
 CROSS_ATTENTION_DIM = 32
 NATIVE_SIZE = 64
@@ -156,6 +158,7 @@ def ensure_tiny(folder: Path) -> Path:
         staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=folder.parent))
         try:
             build_pipeline().save_pretrained(staging, safe_serialization=True)
+            build_tiny_esrgan(staging / TINY_ESRGAN_FILE)
             (staging / MARKER).write_text(json.dumps({"recipe": RECIPE_VERSION}))
             if folder.exists():
                 shutil.rmtree(folder)

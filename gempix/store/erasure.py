@@ -50,6 +50,6 @@ class ErasureMixin(StoreBase):
                     (counts[table],) = cursor.execute(
                         f"DELETE FROM {table} WHERE {policy.where}", {"user_id": user_id}
                     ).fetchone()
-        self._locked.discard(user_id)
-        self._no_analytics.discard(user_id)
+        # The erased id stays blocked for this process's life: a generation or API call in
+        # flight must not log a linkable usage event, or the id, once the rows are gone.
         return counts

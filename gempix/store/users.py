@@ -45,11 +45,14 @@ class UsersMixin(StoreBase):
         check_text(user_id, "user_id", USER_ID, "an opaque id of letters, digits, _ and -")
         _check_role(role)
         with self._write("create the user") as cursor:
-            cursor.execute(
+            (created,) = cursor.execute(
                 "INSERT INTO users (user_id, created_at, role) VALUES (?, ?, ?) "
                 "ON CONFLICT DO NOTHING",
                 [user_id, self.clock.now(), role],
-            )
+            ).fetchone()
+        if created:  # a fresh account, possibly an id erased earlier in this process
+            self._locked.discard(user_id)
+            self._no_analytics.discard(user_id)
         return self.get_user(user_id)
 
     def get_user(self, user_id: str) -> dict[str, Any]:
