@@ -51,6 +51,18 @@ def _boolean(value: str) -> bool:
     raise ValueError("allowed values: true, false (or 1, 0, yes, no, on, off)")
 
 
+def _rate(value: str) -> str:
+    from limits import parse
+
+    value = str(value).strip()
+    if value != "off":
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("expected a rate such as 10/minute or 600/hour, or off") from None
+    return value
+
+
 def _text(value: str) -> str:
     if not str(value).strip():
         raise ValueError("must not be empty")
@@ -160,6 +172,79 @@ SETTINGS: tuple[Setting, ...] = (
         "Server secret for user ids; empty generates one into the data dir (mode 0600).",
         str,
     ),
+    Setting(
+        "rate_generate",
+        ("GEMPIX_RATE_GENERATE",),
+        "10/minute",
+        "API generations per key (moving window).",
+        _rate,
+    ),
+    Setting(
+        "rate_requests",
+        ("GEMPIX_RATE_REQUESTS",),
+        "600/hour",
+        "API requests per key (moving window).",
+        _rate,
+    ),
+    Setting(
+        "rate_anonymous",
+        ("GEMPIX_RATE_ANONYMOUS",),
+        "120/minute",
+        "API requests without a valid key, per client (address kept in memory only).",
+        _rate,
+    ),
+    Setting(
+        "rate_web",
+        ("GEMPIX_RATE_WEB",),
+        "120/minute",
+        "Web app events started per client; off disables.",
+        _rate,
+    ),
+    Setting(
+        "redis_url",
+        ("GEMPIX_REDIS_URL",),
+        "",
+        "redis://... to share rate-limit counters between workers; empty keeps them in memory.",
+        str,
+    ),
+    Setting(
+        "max_body_bytes",
+        ("GEMPIX_MAX_BODY_BYTES",),
+        50331648,
+        "Largest API request body in bytes.",
+        _int_range(1024, 2**31),
+    ),
+    Setting(
+        "max_upload_bytes",
+        ("GEMPIX_MAX_UPLOAD_BYTES",),
+        8388608,
+        "Largest uploaded image (decoded bytes).",
+        _int_range(1024, 25 * 1024 * 1024),
+    ),
+    Setting(
+        "max_upload_pixels",
+        ("GEMPIX_MAX_UPLOAD_PIXELS",),
+        16777216,
+        "Largest uploaded image in pixels.",
+        _int_range(1, 16777216),
+    ),
+    Setting(
+        "max_images", ("GEMPIX_MAX_IMAGES",), 8, "Images per API generation.", _int_range(1, 8)
+    ),
+    Setting(
+        "generate_timeout",
+        ("GEMPIX_GENERATE_TIMEOUT",),
+        300,
+        "Seconds an API generation may take, queueing included (then 504).",
+        _int_range(1, 86400),
+    ),
+    Setting(
+        "max_queue",
+        ("GEMPIX_MAX_QUEUE",),
+        16,
+        "API generations waiting for the GPU (then 503).",
+        _int_range(1, 10000),
+    ),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -182,6 +267,18 @@ class Settings:
     min_age: int = 13
     esrgan_weights: str = ""
     secret: str = ""
+
+    rate_generate: str = "10/minute"
+    rate_requests: str = "600/hour"
+    rate_anonymous: str = "120/minute"
+    rate_web: str = "120/minute"
+    redis_url: str = ""
+    max_body_bytes: int = 50331648
+    max_upload_bytes: int = 8388608
+    max_upload_pixels: int = 16777216
+    max_images: int = 8
+    generate_timeout: int = 300
+    max_queue: int = 16
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -1,4 +1,4 @@
-"""`gempix serve`: the web app, exactly as `python app.py` starts it."""
+"""`gempix serve`: the web app, the HTTP API and (optionally) MCP, in one process."""
 
 from __future__ import annotations
 
@@ -9,11 +9,28 @@ from .generate import model_options
 
 
 @cli.command()
-@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--host", help="Address to listen on (default 127.0.0.1; 0.0.0.0 for others).")
 @click.option("--port", type=int, help="Port (default 7860, or GRADIO_SERVER_PORT / PORT).")
+@click.option(
+    "--ssl-certfile",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TLS certificate (PEM): serve HTTPS. Needs --ssl-keyfile.",
+)
+@click.option(
+    "--ssl-keyfile",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TLS private key (PEM) of --ssl-certfile.",
+)
+@click.option(
+    "--mcp", is_flag=True, help="Also serve the generate_image MCP tool at /mcp/gradio_api/mcp/."
+)
 @model_options
-def serve(host, port, model, data_dir, device):
-    """Start the GemPix web app on this machine."""
-    from ..ui.app import launch
+def serve(host, port, ssl_certfile, ssl_keyfile, mcp, model, data_dir, device):
+    """Start GemPix: the web app at /, the HTTP API at /api/v1 (docs: /api/v1/docs).
 
-    launch(load_settings(host=host, port=port, model=model, data_dir=data_dir, device=device))
+    Example: gempix serve --host 0.0.0.0 --ssl-certfile cert.pem --ssl-keyfile key.pem --mcp
+    """
+    from ..server import serve as run
+
+    settings = load_settings(host=host, port=port, model=model, data_dir=data_dir, device=device)
+    run(settings, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, mcp=mcp)

@@ -1,0 +1,15 @@
+"""The API's routes, one module per noun; ``ROUTERS`` in the order the docs list them."""
+
+from __future__ import annotations
+
+from . import admin, characters, generate, images, me, meta, styles
+
+ROUTERS = [
+    meta.router,
+    generate.router,
+    images.router,
+    styles.router,
+    characters.router,
+    me.router,
+    admin.router,
+]

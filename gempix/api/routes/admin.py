@@ -1,0 +1,41 @@
+"""Admin-only routes: the anonymized, k-suppressed usage analytics."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Depends, Query
+
+from ... import analytics
+from ...keys import KeyInfo
+from ..auth import admin
+from ..context import API_PREFIX, ApiContext, context
+from ..schemas import AnalyticsOut
+from .common import AUTHED, errors
+
+router = APIRouter(prefix=API_PREFIX, tags=["admin"])
+
+
+@router.get(
+    "/admin/analytics",
+    response_model=AnalyticsOut,
+    responses=errors(*AUTHED, 403),
+    summary="Usage analytics (admin)",
+)
+def usage_analytics(
+    since: str = Query("30d", max_length=32, description="12h, 30d, 2w or a date (2026-11-01)."),
+    info: KeyInfo = Depends(admin),
+    ctx: ApiContext = Depends(context),
+) -> AnalyticsOut:
+    """Style trends, mixes, latency, outcomes, daily uniques. Cells counting fewer than k
+    distinct visitors, and the cells that would let them be worked out, are null."""
+    start = analytics.parse_since(since)
+    tables = analytics.report(ctx.studio.store, start)
+    return AnalyticsOut(
+        since=start.isoformat(),
+        k=ctx.studio.settings.analytics_k,
+        reports={
+            name: json.loads(frame.to_json(orient="records", date_format="iso"))
+            for name, frame in tables.items()
+        },
+    )

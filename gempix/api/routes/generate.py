@@ -1,0 +1,150 @@
+"""``POST /generate``: the service's generate, queued on the one GPU worker."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+
+from ...engine.request import GenerationRequest, check
+from ...errors import ValidationError
+from ...keys import KeyInfo
+from ...privacy.gate import admit
+from ...service import GenerationResult
+from ..auth import generation_budget
+from ..context import API_PREFIX, ApiContext, context
+from ..errors import NotAcceptable
+from ..schemas import GenerateBody, GenerateOut
+from .common import AUTHED, decode_image, errors, image_out
+
+router = APIRouter(prefix=API_PREFIX, tags=["generate"])
+PNG = "image/png"
+
+
+def wants_png(accept: str) -> bool:
+    """True when the Accept header prefers image/png over JSON (``*/*`` means JSON)."""
+    png = json = 0.0
+    for part in accept.split(","):
+        kind, _, rest = part.strip().partition(";")
+        quality = 1.0
+        for parameter in rest.split(";"):
+            name, _, value = parameter.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        kind = kind.strip().lower()
+        if kind in (PNG, "image/*"):
+            png = max(png, quality if kind == PNG else quality * 0.99)
+        elif kind in ("application/json", "application/*", "*/*"):
+            json = max(json, quality if kind == "application/json" else quality * 0.99)
+    return png > json
+
+
+def build_request(body: GenerateBody, ctx: ApiContext) -> GenerationRequest:
+    """The service request, with the init image decoded and checked against the API limits."""
+    if body.num_images > ctx.config.max_images:
+        raise ValidationError(
+            f"num_images: {body.num_images} is more than this server allows per request "
+            f"({ctx.config.max_images})."
+        )
+    init = None
+    if body.init_image is not None:
+        _, init = decode_image(
+            body.init_image,
+            "init_image",
+            ctx.config.max_upload_bytes,
+            ctx.config.max_upload_pixels,
+        )
+    return GenerationRequest(
+        prompt=body.prompt,
+        negative_prompt=body.negative_prompt,
+        seed=body.seed,
+        steps=body.steps,
+        guidance=body.guidance,
+        width=body.width,
+        height=body.height,
+        aspect=body.aspect,
+        resolution=body.resolution,
+        num_images=body.num_images,
+        init_image=init,
+        strength=body.strength,
+        upscaler=body.upscaler,
+        styles=tuple(body.styles),
+    )
+
+
+def prepare(body: GenerateBody, ctx: ApiContext, user_id: str) -> GenerationRequest:
+    """Check everything that needs no model before queueing, so bad requests never wait."""
+    request = build_request(body, ctx)
+    check(request)
+    admit(ctx.studio.store, ctx.studio.settings, user_id)
+    return request
+
+
+def run_generation(ctx: ApiContext, request: GenerationRequest, user_id: str, job):
+    """Queue one generation in ``user_id``'s name; ``job.check`` runs between steps."""
+    return ctx.studio.generate(request, user_id=user_id, front_door="api", progress=job.check)
+
+
+@router.post(
+    "/generate",
+    response_model=GenerateOut,
+    summary="Generate images",
+    responses={
+        200: {
+            "description": "The images (JSON), or with `Accept: image/png` and one image, "
+            "the PNG itself (headers X-GemPix-Image-Id, X-GemPix-Seed).",
+            "content": {PNG: {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **errors(*AUTHED, 403, 409, 413, 503, 504),
+        406: {"description": "Accept: image/png with num_images > 1."},
+    },
+)
+async def generate(
+    request: Request,
+    body: GenerateBody,
+    info: KeyInfo = Depends(generation_budget),
+    ctx: ApiContext = Depends(context),
+):
+    """Generate 1 to 8 images; they are saved to your gallery (GET /images).
+
+    The work waits for the server's one generation worker; if your client disconnects while
+    it waits, the generation is cancelled. Counted against your key's generation budget.
+    """
+    png = wants_png(request.headers.get("accept", ""))
+    if png and body.num_images != 1:
+        raise NotAcceptable("Accept: image/png returns one image; set num_images to 1.")
+    prepared = await run_in_threadpool(prepare, body, ctx, info.user_id)
+    job = ctx.gpu.submit(
+        lambda job: run_generation(ctx, prepared, info.user_id, job),
+        ctx.config.generate_timeout,
+    )
+    result: GenerationResult = await ctx.gpu.wait(job, request.is_disconnected)
+    if png:
+        image = result.images[0]
+        return FileResponse(
+            image.path,
+            media_type=PNG,
+            headers={"X-GemPix-Image-Id": image.id, "X-GemPix-Seed": str(image.seed)},
+        )
+    return GenerateOut(
+        model=result.model,
+        notice=result.notice,
+        warnings=result.warnings,
+        duration_ms=round(result.duration_ms, 1),
+        images=[
+            image_out(
+                request,
+                {
+                    "id": image.id,
+                    "seed": image.seed,
+                    "width": image.width,
+                    "height": image.height,
+                    "params": image.params,
+                },
+            )
+            for image in result.images
+        ],
+    )

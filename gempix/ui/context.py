@@ -1,0 +1,76 @@
+"""What every tab of the app shares: the studio, who is calling, and where downloads go."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from gradio import processing_utils
+
+from ..service import Studio
+from .identity import Identity
+
+# Stages the service reports, as the progress bar words them.
+STAGES = {"denoise": "Generating", "upscale": "Upscaling", "load": "Loading the model"}
+
+
+@dataclasses.dataclass
+class Ctx:
+    studio: Studio
+    identity: Identity
+    cache_dir: Path  # Gradio's cache for this app: what the page can fetch lives here
+    key: Any = None  # the gr.BrowserState holding the user key
+    tabs: Any = None  # the gr.Tabs, so that "reuse parameters" can switch to Create
+    create: dict[str, Any] = dataclasses.field(default_factory=dict)
+    refresh_characters: list[Any] = dataclasses.field(default_factory=list)
+    _cancel: dict[str, threading.Event] = dataclasses.field(default_factory=dict)
+    _cancel_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    @property
+    def settings(self):
+        return self.studio.settings
+
+    def uid(self, key: Any, profile: Any = None) -> str:
+        return self.identity.user_id(key, profile)
+
+    def served(self, path: str | Path) -> str:
+        """A copy of ``path`` in Gradio's cache (named as the original), which the page can
+        fetch wherever the data directory is; Gradio then serves it without a second copy."""
+        return processing_utils.save_file_to_cache(str(path), cache_dir=str(self.cache_dir))
+
+    def download_dir(self) -> Path:
+        """A fresh folder in Gradio's cache for one prepared download (ZIP, JPEG...)."""
+        folder = self.cache_dir / f"gempix-{uuid.uuid4().hex}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    # -- cancelling a running generation --------------------------------------------------------
+
+    def cancel_flag(self, session: str | None) -> threading.Event:
+        """A fresh flag for the session's generation that starts now."""
+        flag = threading.Event()
+        if session:
+            with self._cancel_lock:
+                self._cancel[session] = flag
+        return flag
+
+    def cancel(self, session: str | None) -> bool:
+        with self._cancel_lock:
+            flag = self._cancel.get(session or "")
+        if flag is None:
+            return False
+        flag.set()
+        return True
+
+    def done(self, session: str | None, flag: threading.Event) -> None:
+        with self._cancel_lock:
+            if self._cancel.get(session or "") is flag:
+                del self._cancel[session]
+
+
+def session_of(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None) if request is not None else None
