@@ -100,6 +100,7 @@ def test_details_and_captions_show_parameters_and_score():
         "width": 64,
         "height": 64,
         "seed": 7,
+        "consistency": None,  # the store's column; the score may be in the params
         "params": {"prompt": "a | b\nc", "styles": ["anime"], "consistency": 0.8123},
     }
     assert fmt.caption(row) == "64×64 · seed 7 · consistency 0.81"

@@ -37,7 +37,9 @@ def when(value: Any) -> str:
 def details(row: Mapping[str, Any]) -> str:
     """Every parameter of one image as a Markdown table, the seed and score first."""
     params = dict(row.get("params") or {})
-    score = row.get("consistency", params.get("consistency"))
+    score = row.get("consistency")
+    if score is None:
+        score = params.get("consistency")
     lines = [
         f"**Image** `{row.get('id')}` · {row.get('width')}×{row.get('height')} · "
         f"seed **{row.get('seed', params.get('seed'))}**"
