@@ -112,9 +112,9 @@ def build_server(
         )
     if ui:
         if blocks is None:
-            from .ui.app import build_app
+            from .ui.app import build_app, running_on_space
 
-            blocks = build_app(studio)
+            blocks = build_app(studio, on_space=running_on_space())
         gr.mount_gradio_app(
             app,
             blocks,
@@ -148,6 +148,9 @@ def serve(
     studio = Studio(settings)
     try:
         app = build_server(studio, config=config, mcp=mcp)
+        if settings.warmup:
+            print("Warming up the model before serving...", flush=True)
+            print(f"Warm-up done in {studio.models.warm_up():.1f} s.", flush=True)
         scheme = "https" if ssl_certfile else "http"
         base = f"{scheme}://{settings.host}:{settings.port}"
         print(f"GemPix web app: {base}/   API: {base}{API_PREFIX}/docs", flush=True)

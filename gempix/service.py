@@ -17,12 +17,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, references
 from .analytics import VisitorHasher, make_event
+from .engine import zerogpu
+from .engine.adapters import consistency_score
+from .engine.batching import run_batched
 from .engine.detail import DetailJob
-from .engine.generate import Progress, prompt_warnings, run
+from .engine.generate import Progress, prompt_warnings
 from .engine.models import LoadedModel, ModelManager
 from .engine.presets import ModelPreset
+from .engine.previews import OnPreview
 from .engine.request import GenerationRequest, Plan, check, plan
 from .engine.sizes import RESOLUTIONS
 from .engine.upscale import UPSCALE_INFO, Upscaler, check_backend, upscale_target, upscaler_for
@@ -137,6 +141,7 @@ def styled_request(
 def request_from_params(params: dict[str, Any]) -> GenerationRequest:
     """The request that regenerates one image from the ``gempix`` metadata it carries."""
     sized = params.get("aspect") is None
+    character = params.get("character") or {}  # one-off references are not kept: not redone
     return GenerationRequest(
         prompt=params["prompt"],
         negative_prompt=params.get("negative_prompt", ""),
@@ -148,7 +153,21 @@ def request_from_params(params: dict[str, Any]) -> GenerationRequest:
         aspect=params.get("aspect"),
         resolution=params.get("resolution", "native"),
         upscaler=params.get("upscaler") or "auto",
+        character=character.get("id"),
+        character_strength=character.get("strength"),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """A request resolved against the loaded model, ready for the pipeline."""
+
+    loaded: LoadedModel
+    styled: GenerationRequest
+    plan: Plan
+    warnings: list[str]
+    refs: references.Resolved
+    started: float
 
 
 class Studio:
@@ -236,7 +255,9 @@ class Studio:
                     f"The detail pass used {loaded.name}; the image was made with "
                     f"{source['model']}."
                 )
-        result = self.upscaler(loaded).upscale(picture, target, backend, progress, detail)
+        result = zerogpu.upscale(
+            loaded, self.upscaler(loaded), picture, target, backend, progress, detail
+        )
         done = result.info[UPSCALE_INFO]
         params.update(
             width=target[0],
@@ -294,28 +315,37 @@ class Studio:
         user_id: str = LOCAL_USER,
         front_door: str = "cli",
         progress: Progress | None = None,
+        on_preview: OnPreview | None = None,
     ) -> GenerationResult:
         """Validate, generate, save PNGs, and commit the records before returning.
 
         Every attempt leaves one anonymous usage event (unless the user objected); a failure
         is re-raised after its event. Files written for a user who was erased meanwhile are
         removed again, so a generation racing an erasure re-creates nothing.
+        ``on_preview(step, total, image)`` gets a small PIL preview after every denoising step.
         """
         started = time.perf_counter()
         check(request)
         admit(self.store, self.settings, user_id)
         try:
-            result = self._generate(request, user_id, front_door, progress, started)
+            result = self._generate(request, user_id, front_door, progress, started, on_preview)
         except GemPixError as error:
             self._record_usage(request, user_id, front_door, started, type(error).__name__)
             raise
         self._record_usage(request, user_id, front_door, started, "ok", result)
         return result
 
-    def _generate(self, request, user_id, front_door, progress, started) -> GenerationResult:
+    def _generate(
+        self, request, user_id, front_door, progress, started, on_preview=None
+    ) -> GenerationResult:
         extra = self.user_styles(user_id) if request.styles else None
         result = self.render(
-            request, user_id=user_id, progress=progress, user_styles=extra, started=started
+            request,
+            user_id=user_id,
+            progress=progress,
+            user_styles=extra,
+            started=started,
+            on_preview=on_preview,
         )
         self.record(result, user_id=user_id, front_door=front_door)
         return result
@@ -328,21 +358,95 @@ class Studio:
         progress: Progress | None = None,
         user_styles: dict[str, Style] | None = None,
         started: float | None = None,
+        on_preview: OnPreview | None = None,
     ) -> GenerationResult:
-        """Generate and save the PNGs, touching no database (batch workers on other ranks
-        render; only the main process records)."""
+        """Generate and save the PNGs, writing no database (batch workers on other ranks
+        render; only the main process records). A saved character is read from the store,
+        and its embeddings cached there the first time."""
         started = time.perf_counter() if started is None else started
+        job = self._prepare(request, user_id, user_styles, started)
+        pictures = zerogpu.run(
+            job.loaded,
+            job.plan,
+            progress,
+            upscaler=self.upscaler(job.loaded),
+            conditioning=job.refs.conditioning,
+            on_preview=on_preview,
+        )
+        return self._save(job, pictures, user_id)
+
+    def render_many(
+        self, requests: list[GenerationRequest], *, user_id: str = LOCAL_USER
+    ) -> list[GenerationResult | GemPixError]:
+        """``render`` for several requests, same-shape ones in one pipeline call of at most
+        ``GEMPIX_MAX_BATCH`` images (``engine.batching``: each image keeps its own seed, so
+        it matches its single render within float rounding).
+
+        Each entry is that request's result or the GemPixError it failed with. Requests with
+        a style reference or a character render alone. A shared call that fails is redone one
+        request at a time, so its error lands on the request that caused it.
+        """
+        jobs: list[_Job | GemPixError] = []
+        for request in requests:
+            try:
+                jobs.append(self._prepare(request, user_id, None, time.perf_counter()))
+            except GemPixError as error:
+                jobs.append(error)
+        ready = [job for job in jobs if isinstance(job, _Job)]
+        together = [job for job in ready if job.refs.conditioning is None]
+        pictures: dict[int, list] = {}
+        if len(together) > 1 and not zerogpu.enabled():  # (ZeroGPU: one call per request)
+            loaded = together[0].loaded
+            with contextlib.suppress(GemPixError):
+                drawn = run_batched(
+                    loaded,
+                    [job.plan for job in together],
+                    self.settings.max_batch,
+                    upscaler=self.upscaler(loaded),
+                )
+                pictures = {id(job): images for job, images in zip(together, drawn, strict=True)}
+        outcomes: list[GenerationResult | GemPixError] = []
+        for job in jobs:
+            if isinstance(job, GemPixError):
+                outcomes.append(job)
+                continue
+            try:
+                images = pictures.get(id(job))
+                if images is None:
+                    images = zerogpu.run(
+                        job.loaded,
+                        job.plan,
+                        upscaler=self.upscaler(job.loaded),
+                        conditioning=job.refs.conditioning,
+                    )
+                outcomes.append(self._save(job, images, user_id))
+            except GemPixError as error:
+                outcomes.append(error)
+        return outcomes
+
+    def _prepare(self, request, user_id, user_styles, started) -> _Job:
+        """The request resolved against the loaded model: styles, plan, warnings, references."""
         loaded = self.model()
         styled = styled_request(request, loaded.preset, user_styles)
         resolved = plan(styled, loaded.preset)
         warnings = prompt_warnings(loaded, resolved)
         if request.negative_prompt.strip() and resolved.guidance <= 1:
             warnings.append(NEGATIVE_IGNORED)
-        pictures = run(loaded, resolved, progress, upscaler=self.upscaler(loaded))
+        store = self.store if request.character else None
+        refs = references.resolve(store, loaded, request, user_id, self.settings.hub_timeout)
+        return _Job(loaded, styled, resolved, warnings, refs, started)
+
+    def _save(self, job: _Job, pictures: list, user_id: str) -> GenerationResult:
+        """Save the pictures of ``job`` as PNGs carrying their parameters."""
+        loaded, styled, resolved, refs = job.loaded, job.styled, job.plan, job.refs
         images = []
         for index, picture in enumerate(pictures):
             image_id = uuid.uuid4().hex
             params = image_params(loaded, styled, resolved, index)
+            params.update(refs.params())
+            if refs.character is not None:
+                score = consistency_score(loaded, picture, refs.character.embeddings)
+                params["consistency"] = round(score, 4)
             done = picture.info.get(UPSCALE_INFO)
             if done:
                 params.update(upscaler=done["backend"], upscale=done)
@@ -356,9 +460,9 @@ class Studio:
         return GenerationResult(
             images=images,
             model=loaded.name,
-            warnings=warnings,
+            warnings=job.warnings,
             notice=loaded.notice,
-            duration_ms=(time.perf_counter() - started) * 1000,
+            duration_ms=(time.perf_counter() - job.started) * 1000,
         )
 
     def record(self, result: GenerationResult, *, user_id: str, front_door: str) -> None:
@@ -394,6 +498,8 @@ class Studio:
                 steps=result.images[0].params["steps"] if result else _whole(request.steps, 100),
                 latency_ms=(time.perf_counter() - started) * 1000,
                 styles=[name if name in presets else "custom" for name in styles],
+                used_character=bool(request.character or request.references),
+                used_style_ref=request.style_image is not None,
                 resolution_class=resolution,
                 num_images=_whole(request.num_images, 8) or 1,
                 status=status,
@@ -431,6 +537,8 @@ def generation_record(
         "height": image.height,
         "params": params,
         "styles": params["styles"],
+        "character_id": (params.get("character") or {}).get("id"),
+        "consistency": params.get("consistency"),
         "file_path": str(image.path),
         "status": "ok",
         "duration_ms": duration_ms,

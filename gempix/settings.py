@@ -245,6 +245,50 @@ SETTINGS: tuple[Setting, ...] = (
         "API generations waiting for the GPU (then 503).",
         _int_range(1, 10000),
     ),
+    Setting(
+        "memory",
+        ("GEMPIX_MEMORY",),
+        "auto",
+        "Memory mode: high (all on the device), balanced (model offload, VAE tiling), low "
+        "(sequential offload, attention slicing); auto picks the fastest that fits.",
+        _choice("auto", "high", "balanced", "low"),
+    ),
+    Setting(
+        "compile",
+        ("GEMPIX_COMPILE",),
+        "off",
+        "torch.compile the UNet/transformer: off, full, or regional (its repeated blocks only).",
+        _choice("off", "full", "regional"),
+    ),
+    Setting(
+        "warmup",
+        ("GEMPIX_WARMUP",),
+        False,
+        "gempix serve generates one image at start-up (and compiles, with GEMPIX_COMPILE), so no "
+        "user's first request pays for it.",
+        _boolean,
+    ),
+    Setting(
+        "previews",
+        ("GEMPIX_PREVIEWS",),
+        True,
+        "Live previews of each denoising step in the web app (a tiny TAESD decoder).",
+        _boolean,
+    ),
+    Setting(
+        "max_batch",
+        ("GEMPIX_MAX_BATCH",),
+        4,
+        "Most images gempix batch renders in one pipeline call (same-shape requests); 1: off.",
+        _int_range(1, 64),
+    ),
+    Setting(
+        "threads",
+        ("GEMPIX_THREADS",),
+        0,
+        "torch threads on a CPU; 0 uses the physical cores this process may run on.",
+        _int_range(0, 1024),
+    ),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -279,6 +323,12 @@ class Settings:
     max_images: int = 8
     generate_timeout: int = 300
     max_queue: int = 16
+    memory: str = "auto"
+    compile: str = "off"
+    warmup: bool = False
+    previews: bool = True
+    max_batch: int = 4
+    threads: int = 0
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

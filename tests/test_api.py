@@ -345,6 +345,38 @@ def test_characters_crud_and_ownership(api, api_studio):
     assert not folder.exists()
 
 
+def test_generate_with_a_character_or_references(api, api_studio):
+    owner, stranger = new_caller(api_studio), new_caller(api_studio)
+    created = api.request(
+        "POST",
+        "/characters",
+        owner,
+        json={"name": "Ada", "references": [png_base64()], "rights_confirmed": True},
+    )
+    character_id = created.json()["character"]["id"]
+    body = {"prompt": "a portrait", "seed": 3}
+    saved = api.request("POST", "/generate", owner, json={**body, "character": "Ada"})
+    assert saved.status_code == 200, saved.text
+    image = saved.json()["images"][0]
+    assert -1 <= image["consistency"] <= 1
+    assert image["params"]["character"]["id"] == character_id
+    one_off = api.request(
+        "POST",
+        "/generate",
+        stranger,
+        json={**body, "references": [png_base64()], "style_image": png_base64((9, 9, 9))},
+    )
+    assert one_off.status_code == 200, one_off.text
+    assert one_off.json()["images"][0]["params"]["style_reference"] == {"strength": 0.8}
+    theirs = api.request("POST", "/generate", stranger, json={**body, "character": character_id})
+    assert theirs.status_code == 404 and "no character named" in theirs.json()["error"]
+    five = api.request("POST", "/generate", owner, json={**body, "references": [png_base64()] * 5})
+    assert five.status_code == 400 and "references" in five.json()["error"]
+    broken = api.request("POST", "/generate", owner, json={**body, "style_image": "%%%"})
+    assert broken.status_code == 400 and "style_image" in broken.json()["error"]
+    assert api_studio.store.list_generations(stranger.user_id, limit=10)[0]["character_id"] is None
+
+
 @pytest.mark.parametrize(
     ("reference", "status", "words"),
     [

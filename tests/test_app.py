@@ -42,6 +42,11 @@ DEFAULTS = dict(
     num_images=1,
     init_image=None,
     strength=0.6,
+    style_image=None,
+    style_strength=0.8,
+    character="",
+    references=None,
+    character_strength=0.7,
 )
 
 
@@ -59,6 +64,8 @@ def served(tmp_path_factory, tiny_folder):
 
     data = tmp_path_factory.mktemp("app-data")
     shutil.copytree(tiny_folder, data / "models" / "tiny")
+    # Gradio reads GRADIO_TEMP_DIR at request time too (uploads, streamed outputs): it stays
+    # set for the whole module, module-scoped fixtures included.
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GRADIO_TEMP_DIR", str(data / "gradio-cache"))
         studio = Studio(Settings.load({}, data_dir=str(data), model="tiny"))
@@ -70,16 +77,16 @@ def served(tmp_path_factory, tiny_folder):
             quiet=True,
             **launch_options(),
         )
-    try:
-        yield SimpleNamespace(url=url, studio=studio, app=app, cache=data / "gradio-cache")
-    finally:
-        app.close()
-        studio.close()
+        try:
+            yield SimpleNamespace(url=url, studio=studio, app=app, cache=data / "gradio-cache")
+        finally:
+            app.close()
+            studio.close()
 
 
 @pytest.fixture(autouse=True)
 def same_cache(served, monkeypatch):
-    """Uploads are checked against GRADIO_TEMP_DIR at request time: keep the app's."""
+    """conftest gives every test its own GRADIO_TEMP_DIR: keep the app's instead."""
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(served.cache))
 
 
@@ -259,6 +266,8 @@ def test_characters_library(client, tmp_path):
     character = picked["value"]
     table, *_ = client.predict(key, character, "Ada Lovelace", api_name="/rename_character")
     assert table["data"][0][0] == "Ada Lovelace"
+    _, _, details, *_ = generate(client, key, character=character, character_strength=1.0)
+    assert "consistency" in details and "Ada Lovelace · 2 references" in details
     # Another user can neither rename nor delete it.
     mallory = confirmed_user(client)
     for args, api_name in (
@@ -266,6 +275,10 @@ def test_characters_library(client, tmp_path):
         ((mallory, character), "/delete_character"),
     ):
         assert "No character" in failure(lambda a=args, n=api_name: client.predict(*a, api_name=n))
+    stolen = failure(lambda: generate(client, mallory, character=character))
+    assert f"no character named {character!r}" in stolen
+    one_off = generate(client, mallory, references=[red], style_image=red)[2]
+    assert "one-off references · 1 reference" in one_off and "style reference" in one_off
     table, picked, refs, *_ = client.predict(
         key,
         character,

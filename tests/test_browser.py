@@ -17,6 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from PIL import Image
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -254,6 +255,30 @@ def test_export_zip_then_delete_everything(new_page, tmp_path):
     expect()(page.locator("#age-gate").first).to_be_visible()  # a new, empty identity
 
 
+def test_character_saved_in_the_library_is_used_in_create(new_page, tmp_path):
+    from gempix.ui.characters import RIGHTS_LABEL
+
+    page = new_page()
+    confirm_age(page)
+    reference = tmp_path / "mira.png"
+    Image.effect_noise((48, 48), 60).convert("RGB").save(reference)
+    open_tab(page, "Characters")
+    page.get_by_label("Character name").fill("Mira")
+    page.locator("#references input[type=file]").set_input_files(str(reference))
+    expect()(page.locator("#references a[href*='mira.png']").first).to_be_visible()
+    page.get_by_label(RIGHTS_LABEL).first.check()
+    page.get_by_role("button", name="Create character").click()
+    expect()(page.get_by_label("Character library")).to_contain_text("Mira")
+
+    open_tab(page, "Create")
+    page.locator("#character-panel").get_by_text("Character", exact=True).first.click()
+    page.get_by_label("Character", exact=True).click()
+    page.get_by_role("option", name="Mira").click()
+    generate(page, "a portrait in the rain")
+    expect()(page.locator("#details")).to_contain_text("consistency")
+    shot(page, "4b-character")
+
+
 def test_bad_input_shows_a_readable_message(new_page, tmp_path):
     page = new_page()
     confirm_age(page)
@@ -296,7 +321,7 @@ def test_progress_bar_and_cancel(new_page, served, monkeypatch):
     stopped = threading.Event()
     seen: list[type] = []
 
-    def long_generation(request, *, user_id, front_door, progress):
+    def long_generation(request, *, user_id, front_door, progress, on_preview=None):
         try:
             for step in range(600):  # at most a minute
                 progress(step, 600, "denoise")

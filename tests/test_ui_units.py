@@ -109,6 +109,18 @@ def test_details_and_captions_show_parameters_and_score():
     assert "| prompt | a \\| b c |" in details  # a pipe or newline cannot break the table
 
 
+def test_details_name_the_character_and_style_reference():
+    character = {"id": "c1", "name": "Mira", "strength": 0.7, "references": 2}
+    one_off = {**character, "id": None, "name": None, "references": 1}
+    style = {"strength": 0.8}
+    details = fmt.details({"params": {"character": character, "style_reference": style}})
+    assert "| character | Mira · 2 references · strength 0.7 |" in details
+    assert "| style reference | strength 0.8 |" in details
+    details = fmt.details({"params": {"character": one_off, "style_reference": None}})
+    assert "| character | one-off references · 1 reference · strength 0.7 |" in details
+    assert "style reference" not in details
+
+
 def test_erasure_report_shows_counts_only():
     report = SimpleNamespace(
         rows={"generations": 3, "users": 1},
@@ -173,3 +185,12 @@ def test_space_build_shows_the_login_button(shared_studio, monkeypatch):
 
     assert "Sign in with Hugging Face" in buttons(build_app(shared_studio, on_space=True))
     assert "Sign in with Hugging Face" not in buttons(build_app(shared_studio))
+
+
+def test_the_server_knows_a_space_by_space_id(monkeypatch):
+    from gempix.ui.app import running_on_space
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert not running_on_space()
+    monkeypatch.setenv("SPACE_ID", "gempix/studio")
+    assert running_on_space()

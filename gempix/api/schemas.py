@@ -11,7 +11,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..engine.request import MAX_IMAGES, MAX_PROMPT_CHARS
+from ..engine.adapters import MAX_REFERENCES
+from ..engine.request import (
+    DEFAULT_CHARACTER_STRENGTH,
+    DEFAULT_STYLE_STRENGTH,
+    MAX_IMAGES,
+    MAX_PROMPT_CHARS,
+)
 from ..engine.sizes import ASPECTS, RESOLUTIONS
 from ..engine.upscale import CHOICES as UPSCALERS
 
@@ -53,6 +59,25 @@ class GenerateBody(Body):
     styles: list[str] = Field(
         [], max_length=16, description="Style preset names (GET /styles), applied in order."
     )
+    style_image: str | None = Field(
+        None, description="A style reference image, base64: its look, not its content, is used."
+    )
+    style_strength: float = Field(
+        DEFAULT_STYLE_STRENGTH, description="Style reference strength, 0 (off) to 2."
+    )
+    character: str | None = Field(
+        None, description="Id or name of one of your characters (GET /characters)."
+    )
+    references: list[str] = Field(
+        [],
+        max_length=MAX_REFERENCES,
+        description="Or a one-off character: 1 to 4 reference images, base64 (not saved).",
+    )
+    character_strength: float | None = Field(
+        None,
+        description="Character strength, 0 (off) to 2; null: the character's own, else "
+        f"{DEFAULT_CHARACTER_STRENGTH}.",
+    )
 
 
 class ImageOut(BaseModel):
@@ -62,6 +87,9 @@ class ImageOut(BaseModel):
     width: int
     height: int
     created_at: str | None = None
+    consistency: float | None = Field(
+        None, description="With a character: cosine similarity to its references, -1 to 1."
+    )
     params: dict[str, Any] = Field(description="Every parameter needed to make it again.")
 
 

@@ -44,7 +44,17 @@ def cli(debug: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning errors into the documented exit codes."""
-    from . import analytics, batch, generate, keys, models, privacy, serve, styles  # noqa: F401
+    from . import (  # noqa: F401
+        analytics,
+        batch,
+        characters,
+        generate,
+        keys,
+        models,
+        privacy,
+        serve,
+        styles,
+    )
 
     cli.add_command(analytics.analytics)
 

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import click
 
-from ..engine.request import UPSCALERS, GenerationRequest
+from ..engine.request import (
+    DEFAULT_CHARACTER_STRENGTH,
+    DEFAULT_STYLE_STRENGTH,
+    UPSCALERS,
+    GenerationRequest,
+)
 from ..engine.sizes import ASPECTS, RESOLUTIONS, parse_size
 from ..service import GeneratedImage, Studio
 from . import cli, load_settings
@@ -25,6 +30,34 @@ def model_options(command):
     ):
         command = option(command)
     return command
+
+
+def speed_options(command):
+    """--memory/--compile, shared by every command that generates (docs/performance.md)."""
+    for option in reversed(
+        [
+            click.option(
+                "--memory",
+                type=click.Choice(["auto", "high", "balanced", "low"]),
+                help="Memory mode (default: GEMPIX_MEMORY, auto: the fastest that fits).",
+            ),
+            click.option(
+                "--compile",
+                "compile_model",
+                is_flag=True,
+                default=None,
+                help="torch.compile the UNet/transformer, once per image size "
+                "(GEMPIX_COMPILE=regional compiles only its repeated blocks).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def speed_settings(memory: str | None, compile_model: bool | None) -> dict:
+    """Settings overrides from --memory/--compile (None: the environment decides)."""
+    return {"memory": memory, "compile": "full" if compile_model else None}
 
 
 def output_paths(out: str | None, images: list[GeneratedImage]) -> list[Path]:
@@ -74,8 +107,30 @@ def output_paths(out: str | None, images: list[GeneratedImage]) -> list[Path]:
 @click.option("--num", "num_images", type=int, default=1, show_default=True, help="Images (1-8).")
 @click.option("--init", "init_image", type=click.Path(), help="Start from this image.")
 @click.option("--strength", type=float, default=0.6, show_default=True, help="Init image change.")
+@click.option("--character", help="Name of one of your saved characters (see gempix characters).")
+@click.option(
+    "--ref",
+    "references",
+    multiple=True,
+    type=click.Path(),
+    help="A one-off character instead: a reference image; repeatable, 1-4.",
+)
+@click.option(
+    "--character-strength",
+    type=float,
+    help=f"0 (off) to 2; default: the character's own, else {DEFAULT_CHARACTER_STRENGTH}.",
+)
+@click.option("--style-image", type=click.Path(), help="Reference image whose style to follow.")
+@click.option(
+    "--style-strength",
+    type=float,
+    default=DEFAULT_STYLE_STRENGTH,
+    show_default=True,
+    help="0 (off) to 2.",
+)
 @click.option("--output", "-o", "out", help="Output file (.png) or folder.")
 @model_options
+@speed_options
 def generate(
     prompt,
     negative,
@@ -90,16 +145,28 @@ def generate(
     num_images,
     init_image,
     strength,
+    character,
+    references,
+    character_strength,
+    style_image,
+    style_strength,
     out,
     model,
     data_dir,
     device,
+    memory,
+    compile_model,
 ):
     """Generate images from PROMPT and print where each went with its seed.
 
     Example: gempix generate "a lighthouse at dawn" --aspect 16:9 --seed 7 -o out/
     """
-    settings = load_settings(model=model, data_dir=data_dir, device=device)
+    settings = load_settings(
+        model=model,
+        data_dir=data_dir,
+        device=device,
+        **speed_settings(memory, compile_model),
+    )
     width, height = parse_size(size) if size else (None, None)
     request = GenerationRequest(
         prompt=prompt,
@@ -116,6 +183,11 @@ def generate(
         init_image=init_image,
         strength=strength,
         styles=tuple(styles),
+        character=character,
+        references=tuple(references),
+        character_strength=character_strength,
+        style_image=style_image,
+        style_strength=style_strength,
     )
     with Studio(settings) as studio, ProgressBar() as progress:
         result = studio.generate(request, front_door="cli", progress=progress)
@@ -125,7 +197,9 @@ def generate(
         if path != image.path:
             path.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(image.path, path)
-        click.echo(f"{path}  seed={image.seed}  {image.width}x{image.height}")
+        score = image.params.get("consistency")
+        consistency = "" if score is None else f"  consistency={score:.3f}"
+        click.echo(f"{path}  seed={image.seed}  {image.width}x{image.height}{consistency}")
 
 
 @cli.command()

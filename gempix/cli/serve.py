@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from . import cli, load_settings
-from .generate import model_options
+from .generate import model_options, speed_options, speed_settings
 
 
 @cli.command()
@@ -24,13 +24,40 @@ from .generate import model_options
 @click.option(
     "--mcp", is_flag=True, help="Also serve the generate_image MCP tool at /mcp/gradio_api/mcp/."
 )
+@click.option(
+    "--warmup",
+    is_flag=True,
+    default=None,
+    help="Generate one image at start-up (compiling, with --compile) before serving.",
+)
 @model_options
-def serve(host, port, ssl_certfile, ssl_keyfile, mcp, model, data_dir, device):
+@speed_options
+def serve(
+    host,
+    port,
+    ssl_certfile,
+    ssl_keyfile,
+    mcp,
+    warmup,
+    model,
+    data_dir,
+    device,
+    memory,
+    compile_model,
+):
     """Start GemPix: the web app at /, the HTTP API at /api/v1 (docs: /api/v1/docs).
 
     Example: gempix serve --host 0.0.0.0 --ssl-certfile cert.pem --ssl-keyfile key.pem --mcp
     """
     from ..server import serve as run
 
-    settings = load_settings(host=host, port=port, model=model, data_dir=data_dir, device=device)
+    settings = load_settings(
+        host=host,
+        port=port,
+        model=model,
+        data_dir=data_dir,
+        device=device,
+        warmup=warmup,
+        **speed_settings(memory, compile_model),
+    )
     run(settings, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, mcp=mcp)

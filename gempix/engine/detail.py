@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from .adapters import pipeline_kwargs
 from .models import LoadedModel
 from .tiling import Progress, tile_count, tiled_apply
 
@@ -114,6 +115,7 @@ def refine(
         generator = torch.Generator("cpu").manual_seed(job.seed + next(counter))
         with job.loaded.lock, torch.inference_mode():
             result = pipe(
+                **pipeline_kwargs(job.loaded, None, job.guidance),  # adapters loaded: off
                 prompt=job.prompt,
                 negative_prompt=job.negative_prompt or None,
                 image=picture,

@@ -7,15 +7,57 @@ thread of the process; calls take the model's lock, since schedulers keep per-ca
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+from ..errors import GemPixError
+from .adapters import Conditioning, pipeline_kwargs
 from .detail import DetailJob
 from .models import LoadedModel
+from .performance import call_pipeline, compile_notice
+from .previews import OnPreview, chain, decoder_for, preview_callback
 from .request import Plan
 from .upscale import Upscaler, upscale
 
-# progress(done, total, stage): stage is "denoise" or "upscale"
+log = logging.getLogger("gempix.generate")
+
+# progress(done, total, stage): stage is "compile", "denoise" or "upscale"
 Progress = Callable[[int, int, str], None]
+
+
+def step_callback(loaded: LoadedModel, progress: Progress | None, on_preview: OnPreview | None):
+    """The pipeline's ``callback_on_step_end``: progress once per step, then the preview.
+
+    A preview decoder that cannot be had (not downloaded and offline, a model without one)
+    costs the preview, never the image: it is logged and the call runs without previews.
+    """
+
+    def report(pipeline, step, timestep, callback_kwargs):
+        if progress is not None:
+            progress(step + 1, pipeline.num_timesteps, "denoise")
+        return callback_kwargs
+
+    if on_preview is None:
+        return report
+    try:
+        decoder = decoder_for(loaded)
+    except GemPixError as error:
+        log.warning("no live previews: %s", error.message)
+        return report
+    return chain(report, preview_callback(decoder, on_preview))
+
+
+def announce_compile(
+    loaded: LoadedModel, plan: Plan, progress: Progress | None, images: int | None = None
+) -> None:
+    """Say so before a call of ``images`` images (default: the plan's) compiles the model for
+    a new shape, instead of letting a request pay for it silently."""
+    batch = plan.num_images if images is None else images
+    notice = compile_notice(loaded.pipe, plan.width, plan.height, batch, plan.guidance)
+    if notice:
+        log.warning(notice)
+        if progress is not None:
+            progress(0, plan.steps, "compile")
 
 
 def prompt_warnings(loaded: LoadedModel, plan: Plan) -> list[str]:
@@ -52,21 +94,21 @@ def run(
     plan: Plan,
     progress: Progress | None = None,
     upscaler: Upscaler | None = None,
+    conditioning: Conditioning | None = None,
+    on_preview: OnPreview | None = None,
 ) -> list:
     """Generate ``plan.num_images`` images, upscaled to ``plan.target`` when it differs.
 
-    An upscaled image carries what was done in ``image.info[UPSCALE_INFO]``.
+    ``conditioning`` carries style-reference and character embeddings (``adapters``; load
+    them first with ``ensure_adapters``). ``on_preview(step, total, image)`` gets a small
+    PIL preview after every denoising step (``previews``). An upscaled image carries what was
+    done in ``image.info[UPSCALE_INFO]``. A float16 VAE that overflows into a black image is
+    decoded again in float32 (``performance.call_pipeline``).
     """
     import torch
 
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in plan.seeds]
     pipe = _pipeline_for(loaded, plan)
-
-    def on_step_end(pipeline, step, timestep, callback_kwargs):
-        if progress is not None:
-            progress(step + 1, pipeline.num_timesteps, "denoise")
-        return callback_kwargs
-
     kwargs = dict(
         prompt=plan.prompt,
         negative_prompt=plan.negative_prompt or None,
@@ -74,24 +116,37 @@ def run(
         guidance_scale=plan.guidance,
         num_images_per_prompt=plan.num_images,
         generator=generators,
-        callback_on_step_end=on_step_end,
+        callback_on_step_end=step_callback(loaded, progress, on_preview),
     )
     if plan.init_image is None:
         kwargs.update(width=plan.width, height=plan.height)
     else:
         kwargs.update(image=plan.init_image, strength=plan.strength)
     with loaded.lock, torch.inference_mode():
-        images = pipe(**kwargs).images
-    if plan.upscaled:
-        images = [
-            upscale(
-                image,
-                plan.target,
-                plan.upscaler,
-                progress,
-                upscaler=upscaler,
-                detail=DetailJob.from_plan(loaded, plan, index),
-            )
-            for index, image in enumerate(images)
-        ]
-    return images
+        kwargs.update(pipeline_kwargs(loaded, conditioning, plan.guidance))
+        announce_compile(loaded, plan, progress)
+        images = call_pipeline(pipe, kwargs)
+    return upscale_all(loaded, plan, images, progress, upscaler)
+
+
+def upscale_all(
+    loaded: LoadedModel,
+    plan: Plan,
+    images: list,
+    progress: Progress | None = None,
+    upscaler: Upscaler | None = None,
+) -> list:
+    """The plan's images at ``plan.target`` (unchanged when the model drew them at that size)."""
+    if not plan.upscaled:
+        return images
+    return [
+        upscale(
+            image,
+            plan.target,
+            plan.upscaler,
+            progress,
+            upscaler=upscaler,
+            detail=DetailJob.from_plan(loaded, plan, index),
+        )
+        for index, image in enumerate(images)
+    ]

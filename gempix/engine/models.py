@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import ModelUnavailableError, SettingsError
 from ..settings import Settings
+from . import performance
 from .presets import AUTO_CPU, AUTO_GPU, PRESETS, ModelPreset, preset_for
 from .tiny import ensure_tiny
 
@@ -96,6 +97,8 @@ class LoadedModel:
     dtype: Any
     notice: str = ""  # e.g. the offline fallback banner; empty when all is as asked
     img2img: Any = None  # built on first use from the same modules (no second copy)
+    adapters: Any = None  # adapters.AdapterSet once an IP-Adapter is loaded (then kept)
+    memory_mode: str = "high"  # the concrete mode applied (performance.apply_mode)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     @property
@@ -151,7 +154,9 @@ def quiet_libraries() -> None:
     transformers_logging.disable_progress_bar()
 
 
-def load_pipeline(choice: ModelChoice, device: str, dtype):
+def load_pipeline(choice: ModelChoice, dtype):
+    """The pipeline with its weights on the CPU, where ``from_pretrained`` leaves them:
+    ``prepare`` puts them on the device as the memory mode says (all, per model, per layer)."""
     from diffusers import AutoPipelineForText2Image
 
     try:
@@ -164,7 +169,37 @@ def load_pipeline(choice: ModelChoice, device: str, dtype):
             f"{download_hint(choice.preset.name)}"
         ) from None
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
+    return pipe
+
+
+def prepare(loaded: LoadedModel, settings: Settings) -> None:
+    """Memory mode, fast paths and CPU threads for a freshly loaded model.
+
+    ``auto`` picks the fastest memory mode that fits the free memory; a model that fits in no
+    mode (or not in the mode asked for) raises ModelUnavailableError with needed vs free and
+    the mode that would fit. Compiling is lazy (first call per image size): ``gempix serve
+    --warmup`` pays it at start-up, otherwise the request that pays it is told so.
+    """
+    from .zerogpu import enabled as on_zerogpu  # (zerogpu imports this module)
+
+    if on_zerogpu():  # ZeroGPU moves the weights to its GPU per call: no offload hooks there
+        loaded.pipe.to(loaded.device)
+        return
+    if loaded.device == "cpu":
+        performance.configure_threads(settings.threads)
+    loaded.memory_mode = performance.apply_mode(
+        loaded.pipe, settings.memory, loaded.device, name=f"Model {loaded.name!r}"
+    )
+    compile = False if settings.compile == "off" else settings.compile
+    report = performance.fast_paths(loaded.pipe, loaded.device, compile=compile)
+    log.info(
+        "%s on %s: memory mode %s; fast paths: %s; skipped: %s",
+        loaded.name,
+        loaded.device,
+        loaded.memory_mode,
+        "; ".join(report.applied) or "none",
+        "; ".join(report.skipped) or "none",
+    )
 
 
 class ModelManager:
@@ -196,10 +231,19 @@ class ModelManager:
             quiet_libraries()
             choice = choose_model(self.settings, device, wanted)
             dtype = resolve_dtype(self.settings.dtype, device, choice.preset)
-            pipe = load_pipeline(choice, device, dtype)
-            self._loaded = LoadedModel(choice.preset, pipe, device, dtype, choice.notice)
-            self._loaded_for = wanted
+            loaded = LoadedModel(
+                choice.preset, load_pipeline(choice, dtype), device, dtype, choice.notice
+            )
+            prepare(loaded, self.settings)
+            self._loaded, self._loaded_for = loaded, wanted
             return self._loaded
+
+    def warm_up(self) -> float:
+        """Load the model and generate once at its native size, at start-up, so no user's first
+        request pays for lazy initialisation or (with GEMPIX_COMPILE) the compile; returns the
+        seconds it took. Other sizes compile on first use, announced to that request."""
+        timings = performance.warmup(self.get())
+        return sum(seconds for _, seconds in timings)
 
     def _release(self) -> None:
         if self._loaded is None:

@@ -16,6 +16,7 @@ from PIL import Image
 
 from ..errors import ValidationError
 from ..images import ImageSource, load_image
+from .adapters import MAX_REFERENCES, check_strength
 from .presets import ModelPreset
 from .sizes import (
     MAX_GENERATION_SIDE,
@@ -33,6 +34,8 @@ MAX_IMAGES = 8
 MAX_SEED = 2**32 - 1
 MAX_GUIDANCE = 30.0
 UPSCALERS = CHOICES  # ("auto", "lanczos", "esrgan", "detail"), declared in upscale.py
+DEFAULT_STYLE_STRENGTH = 0.8
+DEFAULT_CHARACTER_STRENGTH = 0.7
 
 
 @dataclasses.dataclass
@@ -53,6 +56,11 @@ class GenerationRequest:
     strength: float = 0.6
     upscaler: str = "auto"
     styles: tuple[str, ...] = ()  # preset names, applied by the service before planning
+    style_image: ImageSource | None = None  # its look, not its content, steers the result
+    style_strength: float = DEFAULT_STYLE_STRENGTH
+    character: str | None = None  # id or name of one of the caller's saved characters
+    references: tuple[ImageSource, ...] = ()  # or a one-off character: 1-4 images, not saved
+    character_strength: float | None = None  # None: the saved character's own, else the default
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,6 +194,25 @@ def check(request: GenerationRequest) -> None:
         parse_aspect(request.aspect)
     parse_resolution(request.resolution)
     check_backend(request.upscaler)
+    _check_references(request)
+
+
+def _check_references(request: GenerationRequest) -> None:
+    """Strengths, and a character given one way only; the images are read when used."""
+    check_strength(request.style_strength, "style_strength")
+    if request.character_strength is not None:
+        check_strength(request.character_strength, "character_strength")
+    if request.character is not None and not isinstance(request.character, str):
+        raise ValidationError(f"character: expected a name or id, got {request.character!r}.")
+    references = request.references
+    if not isinstance(references, (tuple, list)):
+        raise ValidationError("references: expected a list of 1 to 4 images.")
+    if request.character and references:
+        raise ValidationError("character: give a saved character or references, not both.")
+    if len(references) > MAX_REFERENCES:
+        raise ValidationError(
+            f"references: {len(references)} images; a character has 1 to {MAX_REFERENCES}."
+        )
 
 
 def plan(request: GenerationRequest, preset: ModelPreset) -> Plan:

@@ -3,8 +3,10 @@
 It exists so tests, CI and an offline demo exercise the real code path (``from_pretrained``,
 schedulers, VAE decode, PNG metadata) without downloading anything. Every component is built
 from a fixed seed, so two builds are byte-identical, and saved as a normal diffusers folder
-that is then loaded exactly like a real model. Its tokenizer is written here too: a byte-level
-BPE vocabulary with no merges (one token per character), so nothing comes from the Hub.
+that is then loaded exactly like a real model, with its own Real-ESRGAN, IP-Adapters
+(``tiny_adapters``) and live-preview decoder (``previews.build_tiny_taesd``) beside it. Its
+tokenizer is written here too: a byte-level BPE vocabulary with no merges (one token per
+character), so nothing comes from the Hub.
 
 It draws noise, not pictures. The UI labels it as such.
 """
@@ -18,9 +20,11 @@ import tempfile
 from pathlib import Path
 
 from .esrgan import TINY_ESRGAN_FILE, build_tiny_esrgan
+from .previews import TINY_TAESD_FOLDER, build_tiny_taesd
+from .tiny_adapters import build_tiny_adapters
 
 # Bump when the recipe changes: a folder built by an older recipe is rebuilt on next use.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 4
 MARKER = "gempix-tiny.json"
 CROSS_ATTENTION_DIM = 32
 NATIVE_SIZE = 64
@@ -159,6 +163,8 @@ def ensure_tiny(folder: Path) -> Path:
         try:
             build_pipeline().save_pretrained(staging, safe_serialization=True)
             build_tiny_esrgan(staging / TINY_ESRGAN_FILE)
+            build_tiny_taesd(staging / TINY_TAESD_FOLDER)
+            build_tiny_adapters(staging)
             (staging / MARKER).write_text(json.dumps({"recipe": RECIPE_VERSION}))
             if folder.exists():
                 shutil.rmtree(folder)

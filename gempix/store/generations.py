@@ -241,6 +241,24 @@ class GenerationsMixin(StoreBase):
             raise NotFoundError(f"No character with id {character_id!r}.")
         return rows[0]
 
+    def cache_character_embeddings(
+        self, user_id: str, character_id: str, reference_paths: list[str], embeddings: bytes
+    ) -> bool:
+        """Store embeddings computed from ``reference_paths``, unless the references changed
+        meanwhile (replaced, or the character deleted): then nothing is written, False."""
+        with self._write("store the character's embeddings") as cursor:
+            row = cursor.execute(
+                "UPDATE characters SET embeddings = ? WHERE id = ? AND user_id = ? "
+                "AND reference_paths::VARCHAR = ? RETURNING id",
+                [
+                    embeddings,
+                    character_id,
+                    user_id,
+                    self._encode("characters", "reference_paths", list(reference_paths)),
+                ],
+            ).fetchone()
+        return row is not None
+
     def delete_character(self, user_id: str, character_id: str) -> list[str]:
         """Delete the character; return its reference image paths for the caller to remove."""
         with self._write("delete the character") as cursor:

@@ -8,6 +8,7 @@ is installed) and Analytics (admins only). Identity: ``identity.py``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,11 @@ def launch_options() -> dict[str, Any]:
         "theme": THEME,
         "css": CSS,
     }
+
+
+def running_on_space() -> bool:
+    """Hugging Face sets ``SPACE_ID`` in every Space: there, visitors may sign in with OAuth."""
+    return bool(os.environ.get("SPACE_ID"))
 
 
 def build_app(studio: Studio, *, on_space: bool = False, max_queue: int = MAX_QUEUE) -> gr.Blocks:
@@ -157,6 +163,6 @@ def build_app(studio: Studio, *, on_space: bool = False, max_queue: int = MAX_QU
 
 def launch(settings: Settings, **kwargs):
     """Start the app on ``settings.host:settings.port``; extra kwargs go to ``Blocks.launch``."""
-    app = build_app(Studio(settings))
+    app = build_app(Studio(settings), on_space=running_on_space())
     options = {**launch_options(), **kwargs}
     return app.launch(server_name=settings.host, server_port=settings.port, **options)

@@ -9,7 +9,7 @@ import gradio as gr
 from .. import gallery
 from ..errors import ValidationError
 from .context import Ctx
-from .create import CHARACTERS, UPLOAD_TYPES
+from .create import UPLOAD_TYPES
 from .errors import guarded
 
 RIGHTS_LABEL = "I have the rights to use these images (they show me, or I have permission)."
@@ -44,8 +44,7 @@ def library(ctx: Ctx, user_id: str, chosen: str | None = None) -> tuple[Any, ...
         refs,
         (picked or {}).get("name", ""),
     ]
-    if CHARACTERS:
-        out.append(gr.update(choices=[("No character", ""), *choices]))
+    out.append(gr.update(choices=[("No character", ""), *choices]))
     return tuple(out)
 
 

@@ -15,7 +15,12 @@ from ..service import Studio
 from .identity import Identity
 
 # Stages the service reports, as the progress bar words them.
-STAGES = {"denoise": "Generating", "upscale": "Upscaling", "load": "Loading the model"}
+STAGES = {
+    "denoise": "Generating",
+    "upscale": "Upscaling",
+    "load": "Loading the model",
+    "compile": "Compiling the model for this size (first image at this size only)",
+}
 
 
 @dataclasses.dataclass

@@ -7,13 +7,20 @@ service validates everything. GPU work (generate, upscale) shares one queue: con
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+import queue
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
 from .. import gallery
+from ..engine.adapters import MAX_STRENGTH
 from ..engine.request import (
+    DEFAULT_CHARACTER_STRENGTH,
+    DEFAULT_STYLE_STRENGTH,
     MAX_GUIDANCE,
     MAX_IMAGES,
     MAX_PROMPT_CHARS,
@@ -41,10 +48,6 @@ UPSCALER_LABELS = {
     "detail": "ESRGAN + detail",
 }
 UPLOAD_TYPES = ["image"]
-_REQUEST_FIELDS = {field.name for field in dataclasses.fields(GenerationRequest)}
-# Style reference and characters reach the page only once the service accepts them.
-STYLE_REFERENCE = {"style_image", "style_strength"} <= _REQUEST_FIELDS
-CHARACTERS = {"character", "character_strength"} <= _REQUEST_FIELDS
 
 # The controls of the Create tab in the order the generate endpoint takes them.
 GENERATE_INPUTS = [
@@ -61,11 +64,12 @@ GENERATE_INPUTS = [
     "num_images",
     "init_image",
     "strength",
+    "style_image",
+    "style_strength",
+    "character",
+    "references",
+    "character_strength",
 ]
-if STYLE_REFERENCE:
-    GENERATE_INPUTS += ["style_image", "style_strength"]
-if CHARACTERS:
-    GENERATE_INPUTS += ["character", "character_strength"]
 
 
 def style_choices(category: str | None) -> list[tuple[str, str]]:
@@ -94,11 +98,7 @@ def request_from_controls(values: dict[str, Any]) -> GenerationRequest:
     styles = values.get("styles") or []
     if isinstance(styles, str):
         styles = [styles]
-    extra: dict[str, Any] = {}
-    if STYLE_REFERENCE and values.get("style_image"):
-        extra.update(style_image=values["style_image"], style_strength=values["style_strength"])
-    if CHARACTERS and values.get("character"):
-        extra.update(character=values["character"], character_strength=values["character_strength"])
+    references = values.get("references") or []
     return GenerationRequest(
         prompt=values.get("prompt") or "",
         negative_prompt=values.get("negative") or "",
@@ -112,8 +112,43 @@ def request_from_controls(values: dict[str, Any]) -> GenerationRequest:
         strength=float(values.get("strength") or 0.6),
         upscaler=values.get("upscaler") or "auto",
         styles=tuple(styles),
-        **extra,
+        style_image=values.get("style_image") or None,
+        style_strength=float(values.get("style_strength") or 0.0),
+        character=values.get("character") or None,
+        references=tuple(references if isinstance(references, list) else [references]),
+        character_strength=float(values.get("character_strength") or 0.0),
     )
+
+
+_DONE = object()
+
+
+def streamed(work: Callable[[], Any], previews: queue.SimpleQueue, outputs: int):
+    """Run ``work()`` in a thread and yield page updates of the first output (the Results
+    gallery) for every preview it puts in ``previews``, the other outputs left as they are;
+    returns what ``work`` returned, or raises what it raised.
+
+    The thread runs in a copy of this context, so ``gr.Progress`` and the request still reach
+    the page from it; Cancel stops it through the progress callback, as before.
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = work()
+        except BaseException as error:  # handed to the handler, which translates it
+            outcome["error"] = error
+        finally:
+            previews.put(_DONE)
+
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(target,), daemon=True)
+    thread.start()
+    while (update := previews.get()) is not _DONE:
+        yield (update, *(gr.skip() for _ in range(outputs - 1)))
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def selection(ctx: Ctx, user_id: str, image_id: str | None) -> tuple[str, Any, Any]:
@@ -173,22 +208,35 @@ def build(ctx: Ctx) -> dict[str, Any]:
                         label="Chosen styles",
                         info=f"Up to {MAX_STYLES}, applied in this order. Remove one with its ×.",
                     )
-                if STYLE_REFERENCE:
-                    with gr.Accordion("Style reference", open=False):
-                        c["style_image"] = gr.File(
-                            label="Style reference image", file_types=UPLOAD_TYPES
-                        )
-                        c["style_strength"] = gr.Slider(
-                            0, 2, 0.8, step=0.05, label="Style reference strength"
-                        )
-                if CHARACTERS:
-                    with gr.Accordion("Character", open=False):
-                        c["character"] = gr.Dropdown(
-                            choices=[("No character", "")], value="", label="Character"
-                        )
-                        c["character_strength"] = gr.Slider(
-                            0, 2, 0.7, step=0.05, label="Character strength"
-                        )
+                with gr.Accordion("Style reference", open=False):
+                    c["style_image"] = gr.File(
+                        label="Style reference image", file_types=UPLOAD_TYPES
+                    )
+                    c["style_strength"] = gr.Slider(
+                        0,
+                        MAX_STRENGTH,
+                        DEFAULT_STYLE_STRENGTH,
+                        step=0.05,
+                        label="Style reference strength",
+                        info="Its look, not its content. 0 switches it off.",
+                    )
+                with gr.Accordion("Character", open=False, elem_id="character-panel"):
+                    c["character"] = gr.Dropdown(
+                        choices=[("No character", "")], value="", label="Character"
+                    )
+                    c["references"] = gr.File(
+                        label="Or reference images for this generation only (1-4)",
+                        file_types=UPLOAD_TYPES,
+                        file_count="multiple",
+                    )
+                    c["character_strength"] = gr.Slider(
+                        0,
+                        MAX_STRENGTH,
+                        DEFAULT_CHARACTER_STRENGTH,
+                        step=0.05,
+                        label="Character strength",
+                        info="0 switches it off. Save a character in the Characters tab.",
+                    )
                 with gr.Row():
                     c["resolution"] = gr.Dropdown(
                         RESOLUTION_CHOICES, value="native", label="Resolution"
@@ -254,8 +302,7 @@ def build(ctx: Ctx) -> dict[str, Any]:
         c["last_seed"] = gr.State(None)
     _wire(ctx, c)
     ctx.create = c
-    if CHARACTERS:
-        ctx.refresh_characters.append(c["character"])
+    ctx.refresh_characters.append(c["character"])
     return c
 
 
@@ -313,11 +360,23 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
                 raise Cancelled
             progress((done, total), desc=STAGES.get(stage, stage))
 
+        previews: queue.SimpleQueue = queue.SimpleQueue()
+
+        def show(step: int, total: int, image: Any) -> None:
+            previews.put([(image, f"Preview: step {step} of {total}")])
+
+        def work():
+            return ctx.studio.generate(
+                generation,
+                user_id=user_id,
+                front_door="ui",
+                progress=report,
+                on_preview=show if ctx.settings.previews else None,
+            )
+
         progress(0, desc="Waiting for the model")
         try:
-            result = ctx.studio.generate(
-                generation, user_id=user_id, front_door="ui", progress=report
-            )
+            result = yield from streamed(work, previews, len(result_outputs))
         finally:
             ctx.done(session, flag)
         for warning in result.warnings:
@@ -329,7 +388,7 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
             (ctx.served(image.path), fmt.caption(dataclasses.asdict(image)))
             for image in result.images
         ]
-        return items, ids, first.id, details, png, jpeg, first.seed
+        yield items, ids, first.id, details, png, jpeg, first.seed
 
     generate_event = c["generate_button"].click(
         generate,

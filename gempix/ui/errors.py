@@ -7,9 +7,11 @@ a log line on the server. A stack trace, a path or a prompt never reaches the pa
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
@@ -32,21 +34,36 @@ def user_error(message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
+@contextlib.contextmanager
+def _translated(fn: Callable[..., Any]) -> Iterator[None]:
+    try:
+        yield
+    except gr.Error:
+        raise
+    except GemPixError as error:
+        raise user_error(error.message) from None
+    except Cancelled:
+        raise user_error("Cancelled. Nothing was saved.") from None
+    except Exception:
+        log.exception("web handler %s failed", getattr(fn, "__name__", "?"))
+        raise user_error(GENERIC_ERROR) from None
+
+
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` with errors translated for the page; the signature is kept for Gradio."""
+    """``fn`` with errors translated for the page; the signature is kept for Gradio. A
+    generator stays a generator (Gradio streams only from generator functions)."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def stream(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            with _translated(fn):
+                yield from fn(*args, **kwargs)
+
+        return stream
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
+        with _translated(fn):
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except GemPixError as error:
-            raise user_error(error.message) from None
-        except Cancelled:
-            raise user_error("Cancelled. Nothing was saved.") from None
-        except Exception:
-            log.exception("web handler %s failed", getattr(fn, "__name__", "?"))
-            raise user_error(GENERIC_ERROR) from None
 
     return wrapper

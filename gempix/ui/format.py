@@ -34,6 +34,19 @@ def when(value: Any) -> str:
     return str(value or "")
 
 
+def _strength(reference: Mapping[str, Any] | None) -> str | None:
+    return None if not reference else f"strength {reference.get('strength')}"
+
+
+def _character(character: Mapping[str, Any] | None) -> str | None:
+    """Shown as: Mira · 2 references · strength 0.7 (a one-off character has no name)."""
+    if not character:
+        return None
+    count = character.get("references")
+    name = character.get("name") or "one-off references"
+    return f"{name} · {count} reference{'s' if count != 1 else ''} · {_strength(character)}"
+
+
 def details(row: Mapping[str, Any]) -> str:
     """Every parameter of one image as a Markdown table, the seed and score first."""
     params = dict(row.get("params") or {})
@@ -61,8 +74,8 @@ def details(row: Mapping[str, Any]) -> str:
         ("generated at", f"{params.get('base_width')}×{params.get('base_height')}"),
         ("upscaler", params.get("upscaler") if params.get("upscaled") else "none"),
         ("image-to-image strength", params.get("strength") if params.get("img2img") else None),
-        ("character", params.get("character")),
-        ("style reference", params.get("style_reference")),
+        ("character", _character(params.get("character"))),
+        ("style reference", _strength(params.get("style_reference"))),
         ("upscaled from", params.get("source_id")),
         ("created", params.get("created_at") or when(row.get("created_at"))),
     ]

@@ -64,5 +64,6 @@ def image_out(request: Request, row: dict[str, Any]) -> ImageOut:
         width=int(row["width"]),
         height=int(row["height"]),
         created_at=iso(row.get("created_at") or params.get("created_at")),
+        consistency=params.get("consistency"),
         params=params,
     )

@@ -49,14 +49,11 @@ def build_request(body: GenerateBody, ctx: ApiContext) -> GenerationRequest:
             f"num_images: {body.num_images} is more than this server allows per request "
             f"({ctx.config.max_images})."
         )
-    init = None
-    if body.init_image is not None:
-        _, init = decode_image(
-            body.init_image,
-            "init_image",
-            ctx.config.max_upload_bytes,
-            ctx.config.max_upload_pixels,
-        )
+    limits = (ctx.config.max_upload_bytes, ctx.config.max_upload_pixels)
+
+    def image(data: str | None, field: str):
+        return None if data is None else decode_image(data, field, *limits)[1]
+
     return GenerationRequest(
         prompt=body.prompt,
         negative_prompt=body.negative_prompt,
@@ -68,10 +65,17 @@ def build_request(body: GenerateBody, ctx: ApiContext) -> GenerationRequest:
         aspect=body.aspect,
         resolution=body.resolution,
         num_images=body.num_images,
-        init_image=init,
+        init_image=image(body.init_image, "init_image"),
         strength=body.strength,
         upscaler=body.upscaler,
         styles=tuple(body.styles),
+        style_image=image(body.style_image, "style_image"),
+        style_strength=body.style_strength,
+        character=body.character,
+        references=tuple(
+            image(data, f"references[{index}]") for index, data in enumerate(body.references)
+        ),
+        character_strength=body.character_strength,
     )
 
 

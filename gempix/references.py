@@ -1,0 +1,128 @@
+"""A request's style reference and character, resolved into IP-Adapter conditioning.
+
+A saved character keeps its reference embeddings in the store (``characters.embeddings``): the
+first generation with it on a model computes them (one image-encoder pass) and stores them,
+and every later one reads them back and runs no encoder for the references. Embeddings made by
+another model's encoder are recomputed (each records its encoder). A character is looked up
+among the caller's own only, so another user's id reads as "not found", like a missing one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .engine import adapters
+from .engine.adapters import Conditioning, ReferenceEmbeddings
+from .engine.models import LoadedModel
+from .engine.request import DEFAULT_CHARACTER_STRENGTH, GenerationRequest
+from .errors import NotFoundError
+from .images import load_image
+from .store import Store
+
+
+@dataclasses.dataclass(frozen=True)
+class CharacterUse:
+    """The character a generation was made with: a saved one (id, name) or one-off images."""
+
+    id: str | None
+    name: str | None
+    strength: float
+    embeddings: ReferenceEmbeddings
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "strength": self.strength,
+            "references": self.embeddings.count,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    conditioning: Conditioning | None = None
+    character: CharacterUse | None = None
+
+    def params(self) -> dict[str, Any]:
+        """What goes into each image's parameters (and so its metadata)."""
+        conditioning = self.conditioning
+        style = conditioning is not None and conditioning.style is not None
+        return {
+            "character": self.character.params() if self.character else None,
+            "style_reference": {"strength": conditioning.style_strength} if style else None,
+        }
+
+
+def uses_references(request: GenerationRequest) -> bool:
+    return bool(request.style_image is not None or request.character or request.references)
+
+
+def find_character(store: Store, user_id: str, key: str) -> dict[str, Any]:
+    """The user's character with this id, or else this name (ids are never valid names)."""
+    for row in store.list_characters(user_id):
+        if key in (row["id"], row["name"]):
+            return store.get_character(user_id, row["id"])
+    raise NotFoundError(f"character: you have no character named {key!r}.")
+
+
+def saved_embeddings(
+    store: Store, loaded: LoadedModel, user_id: str, row: dict
+) -> ReferenceEmbeddings:
+    """The character's embeddings for this model's encoder: cached, or computed and cached."""
+    blob = row.get("embeddings")
+    if blob:
+        cached = adapters.embeddings_from_bytes(bytes(blob))
+        if adapters.embeddings_match(loaded, cached):
+            return cached
+    paths = list(row["reference_paths"] or [])
+    embeddings = adapters.embed_images(loaded, paths)
+    store.cache_character_embeddings(
+        user_id, row["id"], paths, adapters.embeddings_to_bytes(embeddings)
+    )
+    return embeddings
+
+
+def resolve(
+    store: Store | None,
+    loaded: LoadedModel,
+    request: GenerationRequest,
+    user_id: str,
+    hub_timeout: float,
+) -> Resolved:
+    """Load the adapters (once per model) and embed what the request brings.
+
+    ``store`` is needed only for a saved character. Images are read and checked before any
+    adapter loads, so a bad upload fails fast.
+    """
+    if not uses_references(request):
+        return Resolved()
+    style_image = None
+    if request.style_image is not None:
+        style_image = load_image(request.style_image, "style_image")
+    one_off = adapters.check_references(request.references) if request.references else None
+    row = find_character(store, user_id, request.character) if request.character else None
+    adapters.ensure_adapters(loaded, adapters.KINDS, hub_timeout=hub_timeout)
+    style = adapters.embed_images(loaded, [style_image]) if style_image is not None else None
+    character = None
+    if row is not None or one_off is not None:
+        if row is not None:
+            embeddings = saved_embeddings(store, loaded, user_id, row)
+        else:
+            embeddings = adapters.embed_images(loaded, one_off)
+        strength = request.character_strength
+        if strength is None:
+            strength = (row or {}).get("strength")
+        character = CharacterUse(
+            id=row["id"] if row else None,
+            name=row["name"] if row else None,
+            strength=DEFAULT_CHARACTER_STRENGTH if strength is None else float(strength),
+            embeddings=embeddings,
+        )
+    conditioning = Conditioning(
+        style=style,
+        style_strength=float(request.style_strength),
+        character=character.embeddings if character else None,
+        character_strength=character.strength if character else 0.0,
+    )
+    return Resolved(conditioning, character)
