@@ -12,11 +12,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .engine import adapters
+from .engine import adapters, zerogpu
 from .engine.adapters import Conditioning, ReferenceEmbeddings
 from .engine.models import LoadedModel
 from .engine.request import DEFAULT_CHARACTER_STRENGTH, GenerationRequest
-from .errors import NotFoundError
+from .errors import NotFoundError, ValidationError
 from .images import load_image
 from .store import Store
 
@@ -97,6 +97,12 @@ def resolve(
     """
     if not uses_references(request):
         return Resolved()
+    if zerogpu.enabled():
+        raise ValidationError(
+            "Style references and characters are not available on this ZeroGPU Space yet: "
+            "their image encoder would run outside the borrowed GPU. Generate without them, "
+            "or run GemPix on a GPU of its own."
+        )
     style_image = None
     if request.style_image is not None:
         style_image = load_image(request.style_image, "style_image")

@@ -22,6 +22,7 @@ from .analytics import VisitorHasher, make_event
 from .engine import zerogpu
 from .engine.adapters import consistency_score
 from .engine.batching import run_batched
+from .engine.coalesce import Coalescer
 from .engine.detail import DetailJob
 from .engine.generate import Progress, prompt_warnings
 from .engine.models import LoadedModel, ModelManager
@@ -180,6 +181,7 @@ class Studio:
     def __init__(self, settings: Settings, store: Store | None = None):
         self.settings = settings
         self.models = ModelManager(settings)
+        self.gpu_line = Coalescer(settings.max_batch)
         self._upscaler: tuple[LoadedModel, Upscaler] | None = None
         self.visitors = VisitorHasher()
         self._store = store
@@ -255,9 +257,10 @@ class Studio:
                     f"The detail pass used {loaded.name}; the image was made with "
                     f"{source['model']}."
                 )
-        result = zerogpu.upscale(
-            loaded, self.upscaler(loaded), picture, target, backend, progress, detail
-        )
+        with self.gpu_line.exclusive():
+            result = zerogpu.upscale(
+                loaded, self.upscaler(loaded), picture, target, backend, progress, detail
+            )
         done = result.info[UPSCALE_INFO]
         params.update(
             width=target[0],
@@ -365,14 +368,19 @@ class Studio:
         and its embeddings cached there the first time."""
         started = time.perf_counter() if started is None else started
         job = self._prepare(request, user_id, user_styles, started)
-        pictures = zerogpu.run(
-            job.loaded,
-            job.plan,
-            progress,
-            upscaler=self.upscaler(job.loaded),
-            conditioning=job.refs.conditioning,
-            on_preview=on_preview,
-        )
+        upscaler = self.upscaler(job.loaded)
+        if job.refs.conditioning is None and not zerogpu.enabled():
+            # Generations waiting at the same time may share one call (web app, API).
+            pictures = self.gpu_line.draw(job.loaded, job.plan, progress, upscaler, on_preview)
+        else:
+            pictures = zerogpu.run(
+                job.loaded,
+                job.plan,
+                progress,
+                upscaler=upscaler,
+                conditioning=job.refs.conditioning,
+                on_preview=on_preview,
+            )
         return self._save(job, pictures, user_id)
 
     def render_many(

@@ -279,7 +279,8 @@ SETTINGS: tuple[Setting, ...] = (
         "max_batch",
         ("GEMPIX_MAX_BATCH",),
         4,
-        "Most images gempix batch renders in one pipeline call (same-shape requests); 1: off.",
+        "Most images in one pipeline call of same-shape requests (gempix batch, and web app and "
+        "API requests waiting together); 1: off.",
         _int_range(1, 64),
     ),
     Setting(

@@ -194,3 +194,11 @@ def test_the_server_knows_a_space_by_space_id(monkeypatch):
     assert not running_on_space()
     monkeypatch.setenv("SPACE_ID", "gempix/studio")
     assert running_on_space()
+
+
+def test_gpu_events_let_max_batch_requests_into_the_studio(shared_studio):
+    from gempix.ui.app import build_app
+
+    gpu = [fn for fn in build_app(shared_studio).fns.values() if fn.concurrency_id == "gpu"]
+    assert {fn.api_name for fn in gpu} >= {"generate", "upscale"}
+    assert {fn.concurrency_limit for fn in gpu} == {shared_studio.settings.max_batch}

@@ -162,6 +162,19 @@ def test_generation_runs_under_spaces_gpu_with_the_estimated_duration(spaces, st
     assert len(result.images) == 2
 
 
+def test_references_are_refused_clearly_on_zerogpu(spaces, studio):
+    from PIL import Image
+
+    from gempix.errors import ValidationError
+
+    request = GenerationRequest("a portrait", references=(Image.new("RGB", (32, 32), "red"),))
+    with pytest.raises(ValidationError, match="not available on this ZeroGPU Space"):
+        studio.generate(request)
+    assert spaces.calls == []
+    assert studio.model().adapters is None
+    assert studio.store.list_generations("local") == []
+
+
 def test_the_gpu_path_draws_the_same_pixels_as_the_plain_call(spaces, studio):
     request = GenerationRequest("a red fox", seed=5)
     on_zero = studio.generate(request).images[0]

@@ -34,6 +34,7 @@ class ApiConfig:
     max_images: int = MAX_IMAGES  # num_images per generation
     generate_timeout: float = 300.0  # seconds from queueing to result; then 504
     max_queue: int = 16  # generations waiting for the GPU; one more gets 503
+    max_batch: int = 1  # generations let into the studio at once (its GPU line batches them)
 
     def __post_init__(self) -> None:
         for name in ("rate_generate", "rate_requests", "rate_anonymous", "rate_web"):
@@ -46,7 +47,13 @@ class ApiConfig:
                 raise SettingsError(
                     f"{name}: {value!r} is not a rate such as '10/minute' or '600/hour'."
                 ) from None
-        for name in ("max_body_bytes", "max_upload_bytes", "max_upload_pixels", "max_queue"):
+        for name in (
+            "max_body_bytes",
+            "max_upload_bytes",
+            "max_upload_pixels",
+            "max_queue",
+            "max_batch",
+        ):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise SettingsError(f"{name}: expected a whole number of at least 1.")
         if not 1 <= self.max_images <= MAX_IMAGES:

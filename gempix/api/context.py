@@ -47,7 +47,7 @@ class ApiContext:
             studio=studio,
             config=config,
             limits=RateLimits(config),
-            gpu=GpuQueue(config.max_queue),
+            gpu=GpuQueue(config.max_queue, workers=config.max_batch),
             cache_dirs=tuple(Path(d) for d in cache_dirs),
         )
 

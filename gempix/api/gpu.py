@@ -1,5 +1,7 @@
-"""One worker for GPU work, so the event loop stays free and generations run one at a time.
+"""Workers for GPU work, so the event loop stays free.
 
+``workers`` generations (``GEMPIX_MAX_BATCH``) enter the studio at once, where its GPU line
+runs one pipeline call at a time and lets same-shape requests share a call (``coalesce``).
 A ``Job`` waits in a bounded queue (``max_queue``; one more gets Busy, 503). The request that
 queued it polls, every ``POLL_S``, whether the job is done, whether its client disconnected and
 whether its deadline passed: a job whose client has gone or whose time is up is cancelled, and
@@ -54,20 +56,21 @@ class Job:
 
 
 class GpuQueue:
-    """A one-thread executor with a bounded number of waiting jobs and cancellation."""
+    """A ``workers``-thread executor with a bounded number of waiting jobs and cancellation."""
 
-    def __init__(self, max_queue: int):
+    def __init__(self, max_queue: int, workers: int = 1):
         self.max_queue = max_queue
+        self.workers = workers
         self.stats = Stats()
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, "gempix-gpu")
+        self._executor = concurrent.futures.ThreadPoolExecutor(workers, "gempix-gpu")
         self._lock = threading.Lock()
-        self._pending = 0  # submitted and not finished (waiting + the running one)
+        self._pending = 0  # submitted and not finished (waiting + running)
 
     def submit(self, work: Callable[[Job], Any], timeout: float) -> Job:
         """Queue ``work(job)``; raise Busy when ``max_queue`` jobs are already waiting."""
         job = Job(time.monotonic() + timeout)
         with self._lock:
-            if self._pending > self.max_queue:  # one running + max_queue waiting
+            if self._pending >= self.workers + self.max_queue:  # running + waiting
                 raise Busy("The server is busy with other generations; try again shortly.")
             self._pending += 1
             self.stats.submitted += 1

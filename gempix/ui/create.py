@@ -1,8 +1,9 @@
 """The Create tab: prompt, styles, size, advanced controls, Generate/Cancel, and the results.
 
 Handlers translate controls to a ``GenerationRequest`` and results back to the page; the
-service validates everything. GPU work (generate, upscale) shares one queue: concurrency id
-``gpu``, one at a time.
+service validates everything. GPU work (generate, upscale) shares one queue, concurrency id
+``gpu``: ``GEMPIX_MAX_BATCH`` requests enter the studio at once, whose GPU line runs one call
+at a time and lets same-shape generations share it (``engine.coalesce``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from . import format as fmt
 from .context import STAGES, Ctx, session_of
 from .errors import Cancelled, guarded
 
-GPU = {"concurrency_id": "gpu", "concurrency_limit": 1}
 RESOLUTION_CHOICES = [
     ("Native (fastest)", "native"),
     ("2K (2560 px long side)", "2k"),
@@ -334,6 +334,7 @@ def reuse_values(ctx: Ctx, user_id: str, image_id: str) -> list[Any]:
 
 def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
     key = ctx.key
+    gpu = {"concurrency_id": "gpu", "concurrency_limit": ctx.settings.max_batch}
     inputs = [key] + [c[name] for name in GENERATE_INPUTS]
     result_outputs = [
         c["results"],
@@ -397,7 +398,7 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
         api_name="generate",
         scroll_to_output=True,
         show_progress_on=c["results"],
-        **GPU,
+        **gpu,
     )
     submit_event = c["prompt"].submit(
         generate,
@@ -405,7 +406,7 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
         outputs=result_outputs,
         api_visibility="private",
         show_progress_on=c["results"],
-        **GPU,
+        **gpu,
     )
 
     def cancel(request: gr.Request):
@@ -526,7 +527,7 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
         result_outputs[:-1],
         api_name="upscale",
         show_progress_on=c["results"],
-        **GPU,
+        **gpu,
     )
 
     @guarded
