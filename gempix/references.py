@@ -28,6 +28,7 @@ class CharacterUse:
     id: str | None
     name: str | None
     strength: float
+    face: bool
     embeddings: ReferenceEmbeddings
 
     def params(self) -> dict[str, Any]:
@@ -35,6 +36,7 @@ class CharacterUse:
             "id": self.id,
             "name": self.name,
             "strength": self.strength,
+            "face": self.face,
             "references": self.embeddings.count,
         }
 
@@ -108,10 +110,13 @@ def resolve(
         style_image = load_image(request.style_image, "style_image")
     one_off = adapters.check_references(request.references) if request.references else None
     row = find_character(store, user_id, request.character) if request.character else None
-    adapters.ensure_adapters(loaded, adapters.KINDS, hub_timeout=hub_timeout)
+    wants_character = row is not None or one_off is not None
+    loaded_face = loaded.adapters.face if loaded.adapters is not None else False
+    face = request.character_face if wants_character else loaded_face  # style only: no reload
+    adapters.ensure_adapters(loaded, adapters.KINDS, face=face, hub_timeout=hub_timeout)
     style = adapters.embed_images(loaded, [style_image]) if style_image is not None else None
     character = None
-    if row is not None or one_off is not None:
+    if wants_character:
         if row is not None:
             embeddings = saved_embeddings(store, loaded, user_id, row)
         else:
@@ -123,6 +128,7 @@ def resolve(
             id=row["id"] if row else None,
             name=row["name"] if row else None,
             strength=DEFAULT_CHARACTER_STRENGTH if strength is None else float(strength),
+            face=face,
             embeddings=embeddings,
         )
     conditioning = Conditioning(

@@ -156,6 +156,7 @@ def request_from_params(params: dict[str, Any]) -> GenerationRequest:
         upscaler=params.get("upscaler") or "auto",
         character=character.get("id"),
         character_strength=character.get("strength"),
+        character_face=bool(character.get("face")),
     )
 
 

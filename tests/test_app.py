@@ -47,6 +47,7 @@ DEFAULTS = dict(
     character="",
     references=None,
     character_strength=0.7,
+    character_face=False,
 )
 
 

@@ -132,6 +132,7 @@ def test_score_is_stored_written_to_the_png_and_reproducible(studio, mira, setti
         "id": mira,
         "name": "Mira",
         "strength": 1.2,
+        "face": False,
         "references": 2,
     }
     assert read_params(image.path)["consistency"] == score
@@ -163,6 +164,21 @@ def test_style_reference_and_one_off_references_together(studio):
     assert params["style_reference"] == {"strength": 0.8}
     assert params["character"]["id"] is None and params["character"]["references"] == 1
     assert "consistency" in params and "consistency" not in style.images[0].params
+
+
+def test_face_mode_swaps_only_the_character_weights(studio, mira):
+    plus = studio.generate(ask(character="Mira"))
+    loaded = studio.model()
+    pipe, unet = loaded.pipe, loaded.pipe.unet
+    face = studio.generate(ask(character="Mira", character_face=True))
+    assert loaded.adapters.face and face.images[0].params["character"]["face"] is True
+    assert np.abs(pixels(plus) - pixels(face)).max() > 0
+    state = loaded.adapters
+    studio.generate(ask(style_image=noise(3)))  # a style alone keeps what is loaded
+    assert loaded.adapters is state
+    again = studio.generate(request_from_params(read_params(face.images[0].path)))
+    assert np.array_equal(pixels(face), pixels(again))
+    assert studio.model() is loaded and loaded.pipe is pipe and loaded.pipe.unet is unet
 
 
 def test_strength_comes_from_the_character_unless_given(studio):
@@ -200,6 +216,7 @@ def huge_png() -> bytes:
         ({"style_strength": 2.5}, ValidationError, "style_strength"),
         ({"character_strength": float("nan")}, ValidationError, "character_strength"),
         ({"style_strength": "0.5"}, ValidationError, "style_strength"),
+        ({"character_face": "yes"}, ValidationError, "character_face"),
     ],
     ids=[
         "five-refs",
@@ -213,6 +230,7 @@ def huge_png() -> bytes:
         "strength-high",
         "strength-nan",
         "strength-text",
+        "face-text",
     ],
 )
 def test_bad_input_is_refused_and_nothing_is_stored(studio, mira, settings, fields, error, words):

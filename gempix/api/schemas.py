@@ -78,6 +78,9 @@ class GenerateBody(Body):
         description="Character strength, 0 (off) to 2; null: the character's own, else "
         f"{DEFAULT_CHARACTER_STRENGTH}.",
     )
+    character_face: bool = Field(
+        False, description="The character is a face: use the plus-face adapter weights."
+    )
 
 
 class ImageOut(BaseModel):

@@ -120,6 +120,9 @@ def output_paths(out: str | None, images: list[GeneratedImage]) -> list[Path]:
     type=float,
     help=f"0 (off) to 2; default: the character's own, else {DEFAULT_CHARACTER_STRENGTH}.",
 )
+@click.option(
+    "--face", "character_face", is_flag=True, help="The character is a face: plus-face weights."
+)
 @click.option("--style-image", type=click.Path(), help="Reference image whose style to follow.")
 @click.option(
     "--style-strength",
@@ -148,6 +151,7 @@ def generate(
     character,
     references,
     character_strength,
+    character_face,
     style_image,
     style_strength,
     out,
@@ -186,6 +190,7 @@ def generate(
         character=character,
         references=tuple(references),
         character_strength=character_strength,
+        character_face=character_face,
         style_image=style_image,
         style_strength=style_strength,
     )

@@ -61,6 +61,7 @@ class GenerationRequest:
     character: str | None = None  # id or name of one of the caller's saved characters
     references: tuple[ImageSource, ...] = ()  # or a one-off character: 1-4 images, not saved
     character_strength: float | None = None  # None: the saved character's own, else the default
+    character_face: bool = False  # the plus-face adapter weights, for a character that is a face
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,6 +203,10 @@ def _check_references(request: GenerationRequest) -> None:
     check_strength(request.style_strength, "style_strength")
     if request.character_strength is not None:
         check_strength(request.character_strength, "character_strength")
+    if not isinstance(request.character_face, bool):
+        raise ValidationError(
+            f"character_face: expected true or false, got {request.character_face!r}."
+        )
     if request.character is not None and not isinstance(request.character, str):
         raise ValidationError(f"character: expected a name or id, got {request.character!r}.")
     references = request.references

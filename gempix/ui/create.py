@@ -69,6 +69,7 @@ GENERATE_INPUTS = [
     "character",
     "references",
     "character_strength",
+    "character_face",
 ]
 
 
@@ -117,6 +118,7 @@ def request_from_controls(values: dict[str, Any]) -> GenerationRequest:
         character=values.get("character") or None,
         references=tuple(references if isinstance(references, list) else [references]),
         character_strength=float(values.get("character_strength") or 0.0),
+        character_face=bool(values.get("character_face")),
     )
 
 
@@ -236,6 +238,9 @@ def build(ctx: Ctx) -> dict[str, Any]:
                         step=0.05,
                         label="Character strength",
                         info="0 switches it off. Save a character in the Characters tab.",
+                    )
+                    c["character_face"] = gr.Checkbox(
+                        label="The character is a face (plus-face weights)", value=False
                     )
                 with gr.Row():
                     c["resolution"] = gr.Dropdown(

@@ -44,7 +44,8 @@ def _character(character: Mapping[str, Any] | None) -> str | None:
         return None
     count = character.get("references")
     name = character.get("name") or "one-off references"
-    return f"{name} · {count} reference{'s' if count != 1 else ''} · {_strength(character)}"
+    face = " · face" if character.get("face") else ""
+    return f"{name} · {count} reference{'s' if count != 1 else ''} · {_strength(character)}{face}"
 
 
 def details(row: Mapping[str, Any]) -> str:

@@ -76,6 +76,7 @@ def build_request(body: GenerateBody, ctx: ApiContext) -> GenerationRequest:
             image(data, f"references[{index}]") for index, data in enumerate(body.references)
         ),
         character_strength=body.character_strength,
+        character_face=body.character_face,
     )
 
 
