@@ -10,10 +10,10 @@ import json
 import re
 
 import pytest
+from test_cli import run_cli
 
 import gempix.cli.keys  # noqa: F401  (registers `gempix keys` on the CLI group)
 from gempix import keys
-from gempix.cli import main
 from gempix.errors import NotFoundError, ValidationError
 from gempix.privacy.identity import LOCAL_USER, create_user, server_secret
 from gempix.service import Studio
@@ -104,14 +104,6 @@ def test_roles_and_names_are_checked(studio):
     with pytest.raises(keys.PermissionDenied):
         keys.require_role(user, "admin")
     assert keys.require_role(user, "user") is user
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main([*args])
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return exited.value.code, out, err
 
 
 def test_cli_create_list_revoke(capsys, tmp_path):

@@ -70,6 +70,19 @@ def test_user_create_prints_a_key_that_opens_the_account(capsys, data, key):
     assert shown["needs_notice"] is False and shown["consents"]["training"]["granted"] is False
 
 
+def test_user_role_makes_an_admin(capsys, data, key):
+    code, out, _ = run(capsys, "user", "role", "admin", "--user-key", key, "--data-dir", data)
+    assert (code, out.strip()) == (0, "Role set: admin.")
+    with studio_for(data) as studio:
+        assert studio.store.get_user(open_user(studio, key))["role"] == "admin"
+    code, _, err = run(capsys, "user", "role", "owner", "--user-key", key, "--data-dir", data)
+    assert code == 2 and "'owner' is not one of 'user', 'admin'" in err
+    code, _, err = run(
+        capsys, "user", "role", "admin", "--user-key", "gpu_nope", "--data-dir", data
+    )
+    assert code == 2 and UNKNOWN_KEY in err
+
+
 def test_consent_and_training_manifest(capsys, data, key, tmp_path):
     image = add_generation(data, key, "a red fox")
     manifest = tmp_path / "train.jsonl"

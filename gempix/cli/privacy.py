@@ -17,6 +17,7 @@ import click
 from .. import privacy
 from ..privacy import consent as consents
 from ..service import Studio
+from ..store.users import ROLES
 from . import UserError, cli, load_settings
 
 METHOD = "cli"
@@ -161,6 +162,21 @@ def user_update(display_name: str, data_dir, user_key, user_key_file) -> None:
     with _Session(data_dir, user_key, user_key_file) as (studio, user_id):
         privacy.update_profile(studio, user_id, display_name=display_name)
     click.echo("Profile updated.")
+
+
+@user.command("role")
+@click.argument("role", type=click.Choice(ROLES))
+@user_key_options
+def user_role(role: str, data_dir, user_key, user_key_file) -> None:
+    """Give the account a role: admins see the web app's Analytics tab.
+
+    Run it while the app is stopped (one process owns the database).
+
+    Example: gempix user role admin --user-key-file my-key.txt
+    """
+    with _Session(data_dir, user_key, user_key_file) as (studio, user_id):
+        studio.store.update_user(user_id, role=role)
+    click.echo(f"Role set: {role}.")
 
 
 @user.command("confirm-age")
