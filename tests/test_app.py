@@ -28,7 +28,8 @@ from gempix.ui.keys import keys_module
 from gempix.ui.privacy import erase_function
 
 # The Create tab's generate endpoint, after the key: prompt, styles, resolution, aspect,
-# upscaler, negative, seed, random seed, steps, guidance, number of images, init image, strength.
+# upscaler, negative, seed, random seed, steps, guidance, number of images, init image, strength,
+# style image and strength, character, one-off references, character strength, face.
 DEFAULTS = dict(
     styles=[],
     resolution="native",
