@@ -451,7 +451,7 @@ def test_rewrite_while_threads_write_loses_nothing(store, settings):
         assert reopened.list_generations("bob")[0]["prompt"] == "after the rewrite"
 
 
-def test_a_batch_is_one_transaction(store):
+def test_a_batch_is_stored_whole_or_not_at_all(store):
     ids = store.record_generations([{"user_id": "alice", "seed": n} for n in range(4)])
     assert len(set(ids)) == 4
     assert {row["id"] for row in store.list_generations("alice")} == set(ids)
@@ -460,7 +460,7 @@ def test_a_batch_is_one_transaction(store):
     assert len(store.list_generations("alice")) == 4  # nothing of the failed batch
 
 
-def test_group_commit_gives_each_caller_its_own_outcome(store):
+def test_concurrent_callers_each_get_their_own_outcome(store):
     store.ensure_user("gone")
     store.update_user("gone", locked=True)
     outcomes: dict[str, list] = {"alice": [], "gone": []}

@@ -3,10 +3,10 @@
 The web app lets up to ``GEMPIX_MAX_BATCH`` generations into the studio at once, and each asks
 ``Coalescer.draw`` for its images. Whoever gets the GPU next takes the waiting plans of its own
 shape with it (``batching.group``: same size, steps, guidance; at most ``max_batch`` images)
-and renders them in one call; the others find their images ready when their turn comes. The
-same group-commit pattern as the store's ``record_generations``. A plan that waits alone runs
-exactly as before (``generate.run``, with its previews); batched calls show progress, not
-previews (one call's preview strip would show one person's images to another).
+and renders them in one call; the others find their images ready when their turn comes (the
+group-commit pattern of databases). A plan that waits alone runs exactly as before
+(``generate.run``, with its previews); batched calls show progress, not previews (one call's
+preview strip would show one person's images to another).
 
 A batched call that fails, for instance because one of its requests was cancelled (the web
 app cancels by raising from the progress callback), is redone one request at a time, so each

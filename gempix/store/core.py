@@ -4,9 +4,11 @@ DuckDB lets one process open a file read-write, and no other process may then op
 so the serving process is the only writer and a second one gets ``StoreLockedError`` naming
 the file and what to do instead. Inside the process there is one connection and a cursor per
 thread; single-record writes are one transaction each, serialised by a lock (concurrent
-updates of one row would otherwise abort each other), while reads run side by side. Small,
-frequent records (usage events, the API request log) are buffered and written in batches by a
-background flusher, because DuckDB is fast at few large transactions and slow at many tiny ones.
+updates of one row would otherwise abort each other), while reads run side by side. DuckDB is
+fast at few large transactions and slow at many tiny ones, so the frequent records are written
+in batches by a background flusher: usage events and the API request log are buffered in
+memory (at most ~0.5 s may be lost in a crash), and generation records are made durable first
+in the journal (``journal.py``) and moved into the file before any read or write sees it.
 
 ``rewrite_database`` exists because deleting rows does not remove their bytes from a DuckDB
 file (see DESIGN.md, "Data and erasure"): only copying the live data into a new file does.
@@ -37,16 +39,19 @@ from ..errors import (
 )
 from ..settings import Settings
 from .gate import Gate
+from .journal import Journal
 from .migrations import migrate
-from .values import Clock, sql_string
+from .values import Clock, arrow_schema, column_value, sql_string
 
 log = logging.getLogger(__name__)
 
 DB_FILE = "gempix.duckdb"
-FLUSH_INTERVAL_S = 0.5  # buffered rows reach the file at most about this late
+JOURNAL_FILE = DB_FILE + ".journal"
+FLUSH_INTERVAL_S = 0.5  # buffered and journaled rows reach the file at most about this late
 FLUSH_BATCH = 5_000  # ... or sooner, once this many wait
 PURGE_EVERY = timedelta(days=1)
 BUFFERED_TABLES = ("usage_events", "api_requests")
+LOCKED_MESSAGE = "This user's data is being erased; nothing new is recorded."
 
 _open_paths: set[Path] = set()
 _open_paths_lock = threading.Lock()
@@ -75,12 +80,16 @@ class StoreBase:
         self._force_uncompressed = force_uncompressed
         self._gate = Gate()
         self._write_lock = threading.Lock()
-        self._waiting_generations: list = []  # group commit, see GenerationsMixin
-        self._waiting_lock = threading.Lock()
+        self._journal = Journal(self.path.with_name(JOURNAL_FILE))
+        self._journaled: list[dict[str, Any]] = []  # generation rows not yet in the file
+        self._journaled_ids: set[str] = set()
+        self._journal_lock = threading.Lock()
+        self._recording_users: set[str] = set()  # users seen unlocked, see GenerationsMixin
         self._cursors: dict[threading.Thread, duckdb.DuckDBPyConnection] = {}
         self._cursors_lock = threading.Lock()
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._columns: dict[str, tuple[str, ...]] = {}
+        self._column_types: dict[str, dict[str, tuple[str, bool]]] = {}
         self._json_columns: set[tuple[str, str]] = set()
         self._buffers: dict[str, list[dict[str, Any]]] = {t: [] for t in BUFFERED_TABLES}
         self._buffer_lock = threading.Lock()
@@ -113,6 +122,7 @@ class StoreBase:
             with store._translated("migrate the database"):
                 migrate(store._conn, store.path)
                 store._load_state()
+            store._replay_journal()
             store.purge_api_requests(settings.retention_days)
         except BaseException:
             store._disconnect()
@@ -147,16 +157,17 @@ class StoreBase:
             self._conn = None
 
     def _load_state(self) -> None:
-        """Column lists (to validate records) and the users whose events are dropped."""
+        """Column types (to validate records) and the users whose events are dropped."""
         rows = self._conn.execute(
-            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "SELECT table_name, column_name, data_type, is_nullable = 'YES' "
+            "FROM information_schema.columns "
             "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
         ).fetchall()
-        columns: dict[str, list[str]] = {}
-        for table, column, _ in rows:
-            columns.setdefault(table, []).append(column)
-        self._columns = {table: tuple(names) for table, names in columns.items()}
-        self._json_columns = {(table, column) for table, column, kind in rows if kind == "JSON"}
+        self._column_types = {}
+        for table, column, kind, nullable in rows:
+            self._column_types.setdefault(table, {})[column] = (kind, nullable)
+        self._columns = {table: tuple(types) for table, types in self._column_types.items()}
+        self._json_columns = {(table, column) for table, column, kind, _ in rows if kind == "JSON"}
         flags = self._conn.execute(
             "SELECT user_id, locked FROM users WHERE analytics_objection OR restricted OR locked"
         ).fetchall()
@@ -178,12 +189,24 @@ class StoreBase:
 
     @contextmanager
     def _read(self, action: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """This thread's cursor for reading, once journaled records are in the file.
+
+        Never read inside a ``_write`` block: moving the journal needs the write lock.
+        """
+        self._move_journaled()
         with self._gate.shared(), self._translated(action):
             yield self._cursor()
 
     @contextmanager
     def _write(self, action: str) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Hold the write lock for one transaction (see ``_transaction``)."""
+        """Hold the write lock for one transaction (see ``_transaction``), once journaled
+        records are in the file."""
+        self._move_journaled()
+        with self._locked_transaction(action) as cursor:
+            yield cursor
+
+    @contextmanager
+    def _locked_transaction(self, action: str) -> Iterator[duckdb.DuckDBPyConnection]:
         with self._gate.shared(), self._write_lock, self._transaction(action) as cursor:
             yield cursor
 
@@ -219,12 +242,12 @@ class StoreBase:
             raise StoreError(f"Could not {action} in {self.path}: {error}") from error
 
     def _require_active_user(self, cursor: duckdb.DuckDBPyConnection, user_id: str) -> None:
-        """Refuse records for unknown users and for users being erased (inside the write)."""
+        """Refuse records for unknown users and for users being erased."""
         row = cursor.execute("SELECT locked FROM users WHERE user_id = ?", [user_id]).fetchone()
         if row is None:
             raise NotFoundError("No such user.")
         if row[0]:
-            raise UserLockedError("This user's data is being erased; nothing new is recorded.")
+            raise UserLockedError(LOCKED_MESSAGE)
 
     def _insert(self, cursor: duckdb.DuckDBPyConnection, table: str, row: dict[str, Any]) -> None:
         """Insert one row given as a dict; unknown keys are refused, not ignored."""
@@ -243,6 +266,15 @@ class StoreBase:
         except (TypeError, ValueError):
             raise ValidationError(f"{table}.{column}: expected JSON-compatible data.") from None
 
+    def _checked_row(self, table: str, row: dict[str, Any]) -> dict[str, Any]:
+        """``row`` with each value in the form its column stores, checked as DuckDB would on
+        insert, for rows acknowledged before DuckDB sees them. Unknown fields are refused."""
+        types = self._column_types[table]
+        return {
+            name: column_value(table, name, *types[name], row[name])
+            for name in self._check_columns(table, row)
+        }
+
     def _check_columns(self, table: str, row: dict[str, Any]) -> list[str]:
         unknown = sorted(set(row) - set(self._columns[table]))
         if unknown:
@@ -257,6 +289,47 @@ class StoreBase:
                 for table in self._columns
                 if not table.startswith("_")
             }
+
+    # -- journaled generation records --------------------------------------------------------
+
+    def _move_journaled(self) -> None:
+        """Move the journaled generation records into the file (one transaction), then empty
+        the journal. New records wait meanwhile, so the journal never loses one unmoved."""
+        if not self._journaled:
+            return
+        with self._journal_lock:
+            if self._journaled:
+                rows = self._journaled
+                stored = self._store_generations(rows, "move journaled generation records")
+                if stored < len(rows):  # only a caller reusing an id can cause this
+                    log.error("%d journaled generation records had a taken id", len(rows) - stored)
+                self._journal.clear()
+                self._journaled, self._journaled_ids = [], set()
+
+    def _replay_journal(self) -> None:
+        """Store the records a crash left in the journal; those already stored are skipped."""
+        rows = [self._checked_row("generations", row) for row in self._journal.read()]
+        if rows:
+            stored = self._store_generations(rows, "replay the generations journal")
+            log.info("replayed %d of %d journaled generation records", stored, len(rows))
+        self._journal.clear()
+
+    def _store_generations(self, rows: list[dict[str, Any]], action: str) -> int:
+        """Insert checked generation rows; return how many were new. A row whose id is stored
+        already (a replay repeats rows moved just before a crash) or whose user is gone is
+        skipped."""
+        types = self._column_types["generations"]
+        batch = pa.Table.from_pylist(rows, schema=arrow_schema(types))
+        with self._locked_transaction(action) as cursor:
+            cursor.register("_gempix_batch", batch)
+            try:
+                (stored,) = cursor.execute(
+                    f"INSERT INTO generations SELECT {', '.join(types)} FROM _gempix_batch "
+                    "WHERE user_id IN (SELECT user_id FROM users) ON CONFLICT DO NOTHING"
+                ).fetchone()
+            finally:
+                cursor.unregister("_gempix_batch")
+        return stored
 
     # -- buffered writes ----------------------------------------------------------------------
 
@@ -274,7 +347,9 @@ class StoreBase:
                 self._wake.set()
 
     def flush(self) -> None:
-        """Write every buffered row now (the flusher does this at most ~0.5 s later anyway)."""
+        """Write every buffered and journaled row now (the flusher does this at most ~0.5 s
+        later anyway)."""
+        self._move_journaled()
         with self._buffer_lock:
             batches, self._buffers = self._buffers, {t: [] for t in BUFFERED_TABLES}
         for table, rows in batches.items():
@@ -355,11 +430,12 @@ class StoreBase:
         self._wake.set()
         self._flusher.join()
         self._flusher = None
-        with self._buffer_lock:
+        with self._buffer_lock, self._journal_lock:
             self._closed = True
         self.flush()
         with self._gate.exclusive():
             self._disconnect()
+        self._journal.close()
         with _open_paths_lock:
             _open_paths.discard(self.path)
         atexit.unregister(self._close_at_exit)

@@ -51,5 +51,7 @@ class ErasureMixin(StoreBase):
                         f"DELETE FROM {table} WHERE {policy.where}", {"user_id": user_id}
                     ).fetchone()
         # The erased id stays blocked for this process's life: a generation or API call in
-        # flight must not log a linkable usage event, or the id, once the rows are gone.
+        # flight must not log a linkable usage event, or the id, once the rows are gone. A
+        # later record looks the user up again, and finds no such user.
+        self._recording_users.discard(user_id)
         return counts

@@ -6,24 +6,14 @@ as a missing one, so ids cannot be probed. Records for a user being erased are r
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from datetime import datetime
 from typing import Any
 
-from ..errors import GemPixError, NotFoundError, ValidationError
-from .core import StoreBase
-from .values import as_utc, check_limit, fetch_dicts, new_id
-
-
-@dataclasses.dataclass(eq=False)
-class _Waiting:
-    """One caller's rows waiting for a group commit."""
-
-    rows: list[dict[str, Any]]
-    done: bool = False
-    error: GemPixError | None = None
-
+from ..errors import NotFoundError, StoreError, UserLockedError, ValidationError
+from .core import FLUSH_BATCH, LOCKED_MESSAGE, StoreBase
+from .usage import FRONT_DOORS
+from .values import as_utc, check_limit, check_text, fetch_dicts, new_id
 
 _CHARACTER_FIELDS = ("name", "reference_paths", "embeddings", "rights_confirmed_at", "strength")
 
@@ -45,69 +35,54 @@ class GenerationsMixin(StoreBase):
     # -- generations --------------------------------------------------------------------------
 
     def record_generation(self, record: dict[str, Any]) -> str:
-        """Store one generated (or failed) image's record; committed before returning its id.
+        """Store one generated (or failed) image's record; durable before returning its id.
 
-        ``record`` holds ``generations`` columns (unknown keys are refused); ``id`` and
-        ``created_at`` are filled in when absent, ``params`` may be a dict. Raises
-        NotFoundError for an unknown user and UserLockedError for one being erased.
+        ``record`` holds ``generations`` columns (unknown keys are refused); ``id`` (32 hex
+        digits, as ``uuid4().hex``), ``created_at`` and ``status`` ("ok") are filled in when
+        absent, ``params`` may be a dict. Raises NotFoundError for an unknown user and
+        UserLockedError for one being erased.
         """
         return self.record_generations([record])[0]
 
     def record_generations(self, records: list[dict[str, Any]]) -> list[str]:
-        """Store the records of one batch of images in one transaction; return their ids.
+        """Store the records of one batch of images, all or none; return their ids.
 
-        Group commit: callers arriving while another commits wait for the write lock, and the
-        next one to get it commits every waiting batch in one transaction, so concurrent users
-        share one WAL sync. Each caller still returns only after its own rows are committed,
-        and a failing batch is retried alone so that only its caller sees the error.
+        The records are checked as DuckDB would check them, appended to the journal and
+        synced before this returns (0.2 ms instead of a 2-3 ms DuckDB commit, see
+        ``journal.py``); they are in the DuckDB file before any read or write of the store.
         """
         rows = [self._generation_row(record) for record in records]
         if not rows:
             return []
-        waiting = _Waiting(rows)
-        with self._waiting_lock:
-            self._waiting_generations.append(waiting)
-        with self._gate.shared(), self._write_lock:
-            if not waiting.done:
-                with self._waiting_lock:
-                    batch, self._waiting_generations = self._waiting_generations, []
-                if waiting not in batch:  # left behind by a leader that failed outright
-                    batch.append(waiting)
-                self._commit_generations(batch)
-        if waiting.error is not None:
-            raise waiting.error
-        return [row["id"] for row in rows]
+        ids = [row["id"] for row in rows]
+        users = {row["user_id"] for row in rows}
+        for user_id in users - self._recording_users:
+            with self._read("check the user") as cursor:
+                self._require_active_user(cursor, user_id)
+            self._recording_users.add(user_id)
+        with self._journal_lock:  # erasure marks a user locked under this lock
+            if self._closed:
+                raise StoreError(f"The store for {self.path} is closed.")
+            if users & self._locked:
+                raise UserLockedError(LOCKED_MESSAGE)
+            if len(set(ids)) < len(ids) or not self._journaled_ids.isdisjoint(ids):
+                raise ValidationError("generations.id: this id is already used.")
+            self._journal.append(rows)
+            self._journaled += rows
+            self._journaled_ids.update(ids)
+            if len(self._journaled) >= FLUSH_BATCH:
+                self._wake.set()
+        return ids
 
     def _generation_row(self, record: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(record, dict) or not isinstance(record.get("user_id"), str):
             raise ValidationError("record_generation: a dict with a user_id is required.")
-        row = dict(record)
-        row.setdefault("id", new_id())
-        row["created_at"] = as_utc(row.get("created_at") or self.clock.now(), "created_at")
-        names = self._check_columns("generations", row)
-        return {name: self._encode("generations", name, row[name]) for name in names}
-
-    def _commit_generations(self, batch: list[_Waiting]) -> None:
-        try:
-            with self._transaction("record the generation") as cursor:
-                for waiting in batch:
-                    for row in waiting.rows:
-                        (inserted,) = cursor.execute(
-                            f"INSERT INTO generations ({', '.join(row)}) "
-                            f"SELECT {', '.join('?' * len(row))} WHERE EXISTS "
-                            "(SELECT 1 FROM users WHERE user_id = ? AND NOT locked)",
-                            [*row.values(), row["user_id"]],
-                        ).fetchone()
-                        if not inserted:
-                            self._require_active_user(cursor, row["user_id"])
-        except GemPixError as error:
-            if len(batch) > 1:
-                for waiting in batch:
-                    self._commit_generations([waiting])
-                return
-            batch[0].error = error
-        for waiting in batch:
-            waiting.done = True
+        row = {"id": new_id(), "created_at": self.clock.now(), "status": "ok", **record}
+        check_text(row["id"], "generations.id", "[0-9a-f]{32}", "32 hex digits")
+        if row.get("front_door") not in (None, *FRONT_DOORS):
+            doors = ", ".join(FRONT_DOORS)
+            raise ValidationError(f"generations.front_door: expected one of {doors}.")
+        return self._checked_row("generations", row)
 
     def get_generation(self, user_id: str, generation_id: str) -> dict[str, Any]:
         with self._read("read the generation") as cursor:
