@@ -7,10 +7,12 @@ instead of half a second) wherever they need records to stay in the journal for 
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -22,6 +24,7 @@ import pytest
 from gempix.errors import StoreError, ValidationError
 from gempix.settings import Settings
 from gempix.store import Store, core
+from gempix.store import journal as journal_module
 from gempix.store.core import DB_FILE, JOURNAL_FILE
 from gempix.store.journal import Journal
 from gempix.store.values import new_id
@@ -99,7 +102,7 @@ def test_close_moves_everything_and_leaves_only_the_database(settings, slow_flus
 CRASHING_WRITER = """
 import os, sys
 from gempix.settings import Settings
-from gempix.store import Store, core
+from gempix.store import Store, core, journal as journal_module
 core.FLUSH_INTERVAL_S = 60.0  # keep the records in the journal
 store = Store.open(Settings.load({}, data_dir=sys.argv[1]))
 store.ensure_user("writer")
@@ -240,3 +243,27 @@ def test_the_journal_grows_past_its_zeros_written_ahead(tmp_path):
     assert Journal(tmp_path / "j").read() == []
     reopened.close()
     assert not (tmp_path / "j").exists()
+
+
+def test_the_journal_is_readable_by_its_owner_only(store, settings):
+    store.record_generation({"user_id": "alice", "prompt": SENTINEL})
+    assert stat.S_IMODE((settings.data_dir / JOURNAL_FILE).stat().st_mode) == 0o600
+
+
+def test_a_failing_disk_gives_a_store_error_and_leaves_no_fragment(store, settings, monkeypatch):
+    first = store.record_generation({"user_id": "alice", "prompt": "p" * 500})
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(journal_module.os, "fdatasync", disk_full)
+    with pytest.raises(StoreError, match="Could not record the generation in .*No space left"):
+        store.record_generation({"user_id": "alice", "prompt": "q" * 500})
+    monkeypatch.undo()
+    second = store.record_generation({"user_id": "alice", "prompt": "short"})
+
+    # What a crash now would leave: the two acknowledged records, nothing of the failed one.
+    data = (settings.data_dir / JOURNAL_FILE).read_bytes()
+    assert b"q" * 500 not in data
+    replayed = [row["id"] for row in Journal(settings.data_dir / JOURNAL_FILE).read()]
+    assert replayed == [first, second]

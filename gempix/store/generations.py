@@ -67,7 +67,13 @@ class GenerationsMixin(StoreBase):
                 raise UserLockedError(LOCKED_MESSAGE)
             if len(set(ids)) < len(ids) or not self._journaled_ids.isdisjoint(ids):
                 raise ValidationError("generations.id: this id is already used.")
-            self._journal.append(rows)
+            try:
+                self._journal.append(rows)
+            except OSError as error:
+                raise StoreError(
+                    f"Could not record the generation in {self._journal.path}: "
+                    f"{error.strerror or error}."
+                ) from None
             self._journaled += rows
             self._journaled_ids.update(ids)
             if len(self._journaled) >= FLUSH_BATCH:

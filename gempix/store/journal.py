@@ -22,6 +22,7 @@ zeros again, which also leaves no copy of a prompt in the file's blocks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from datetime import datetime
@@ -49,12 +50,21 @@ class Journal:
         self._size = 0  # bytes in the file, all zeros from _end on
 
     def append(self, rows: list[dict[str, Any]]) -> None:
-        """Write ``rows`` as one line and sync it: durable once this returns."""
+        """Write ``rows`` as one line and sync it: durable once this returns.
+
+        On an OSError (a full or failing disk) the line is zeroed again where possible, so
+        that a later, shorter line cannot leave a fragment of it to be read as damage.
+        """
         line = (json.dumps(rows, default=_as_text) + "\n").encode()
         if self._end + len(line) > self._size:
             self._write_zeros(self._size, max(CHUNK, len(line)))
-        self._write(line, self._end)
-        os.fdatasync(self._fd)
+        try:
+            self._write(line, self._end)
+            os.fdatasync(self._fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                self._write(bytes(len(line)), self._end)
+            raise
         self._end += len(line)
 
     def read(self) -> list[dict[str, Any]]:
