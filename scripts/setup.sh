@@ -3,14 +3,14 @@
 # already satisfied and pip never swaps it for another build. With --dev, also the test tools
 # and Debian's Chromium for the browser tests (Playwright cannot download a browser here).
 #   TORCH_SPEC   torch requirement(s) to install first, split on spaces (default
-#                "torch==2.14.1 torchvision==0.29.1": spandrel, the 4K upscaler, imports
-#                torchvision, and this pair is the one whose torchvision imports beside it)
+#                "torch==2.13.0": a CPU build, about 1 GB, that pip takes from local disk on
+#                our CI machines; set it for a GPU build, see README)
 #   PYTHON       interpreter that creates the venv (default python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python_bin=${PYTHON:-python3}
-torch_spec=${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}
+torch_spec=${TORCH_SPEC:-torch==2.13.0}
 
 [ -x .venv/bin/python ] || "$python_bin" -m venv .venv
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)

@@ -1,12 +1,12 @@
-"""Real-ESRGAN-family upscalers: weights on disk or in the Hub cache, loaded through spandrel.
+"""Real-ESRGAN-family upscalers: weights on disk or in the Hub cache, loaded by ``srnets``.
 
-Three kinds of weights reach the same loader (``spandrel.ModelLoader().load_from_file``):
+Three kinds of weights reach the same loader (``load``):
 - the default, Real-ESRGAN x4plus (RRDB, 23 blocks, 64 features) as safetensors from the
   Hugging Face Hub, fetched once while online and then read from the local cache;
-- any local file spandrel recognises (``.safetensors`` or ``.pth``), e.g. a 4x-UltraSharp;
+- any local ESRGAN or SRVGGNetCompact file (``.safetensors`` or ``.pth``), e.g. 4x-UltraSharp;
 - the tiny model's upscaler: the same RRDB architecture with one block and 8 features, random
-  weights from a fixed seed, saved with Real-ESRGAN's key names so spandrel's architecture
-  detection and key conversion run exactly as for the real file.
+  weights from a fixed seed, saved with Real-ESRGAN's key names so architecture detection
+  and loading run exactly as for the real file.
 
 Nothing here downloads unless asked to, and a download that cannot happen fails at once with
 a message that says how to get the weights; it never hangs on an unreachable Hub.
@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelUnavailableError, ValidationError
+
+if TYPE_CHECKING:
+    from .srnets import SuperResolution
 
 DEFAULT_REPO = "Comfy-Org/Real-ESRGAN_repackaged"
 DEFAULT_FILE = "RealESRGAN_x4plus.safetensors"
@@ -29,8 +31,9 @@ DEFAULT_LICENSE = "BSD-3-Clause (Real-ESRGAN, Xintao Wang et al.)"
 TINY_ESRGAN_FILE = Path("upscaler") / "esrgan-x4.safetensors"
 TINY_FEATURES = 8
 TINY_BLOCKS = 1
-GROWTH_CHANNELS = 32  # Real-ESRGAN's num_grow_ch; spandrel's RRDB assumes 32
+GROWTH_CHANNELS = 32  # Real-ESRGAN's num_grow_ch
 MODEL_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
+MAX_SCALE = 8  # x16 would hold 256 output pixels per input pixel in memory
 
 
 def rrdb_state_dict(
@@ -142,15 +145,30 @@ def download_default(hub_timeout: float = 10) -> Path:
         ) from None
 
 
-_LOCK = threading.Lock()
+def read_state_dict(path: Path) -> dict[str, Any]:
+    """The tensors in a weights file: safetensors, or a pickle read with ``weights_only``
+    (torch's restricted unpickler: a .pth cannot run code while loading)."""
+    if path.suffix.lower() == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"it holds a {type(state).__name__}, not a dict of tensors")
+    return state
 
 
-def load(path: Path, device: str = "cpu", half: bool = False):
-    """Load an image-to-image upscaler with spandrel; a clear error for anything else.
+def load(path: Path, device: str = "cpu", half: bool = False) -> SuperResolution:
+    """Load a Real-ESRGAN-family upscaler (see ``srnets``); a clear error for anything else.
 
-    Returns spandrel's ``ImageModelDescriptor`` in eval mode on ``device`` (float16 when
-    ``half`` and the architecture supports it).
+    Returns the network in eval mode on ``device``, in float16 when ``half``.
     """
+    import torch
+
+    from . import srnets  # imports torch: only when an upscaler is really loaded
+
     path = Path(path)
     if not path.is_file():
         raise ValidationError(f"esrgan weights: no such file: {path}")
@@ -159,27 +177,21 @@ def load(path: Path, device: str = "cpu", half: bool = False):
             f"esrgan weights: {path.name} is not a model file; expected one of "
             f"{', '.join(MODEL_SUFFIXES)}."
         )
-    with _LOCK:  # spandrel's registry is built lazily on first use
-        import spandrel
-
-        try:
-            descriptor = spandrel.ModelLoader().load_from_file(path)
-        except spandrel.UnsupportedModelError:
-            raise ValidationError(
-                f"esrgan weights: {path.name} is not an architecture spandrel recognises."
-            ) from None
-        except Exception as error:
-            raise ValidationError(
-                f"esrgan weights: could not read {path.name}: {str(error).splitlines()[0]}"
-            ) from None
-    if not isinstance(descriptor, spandrel.ImageModelDescriptor) or descriptor.scale < 2:
+    try:
+        state = read_state_dict(path)
+    except Exception as error:  # a damaged or foreign file fails in many library classes
         raise ValidationError(
-            f"esrgan weights: {path.name} is a {descriptor.architecture.name} "
-            f"{getattr(descriptor, 'purpose', 'model')} model, not a super-resolution one."
+            f"esrgan weights: could not read {path.name}: {str(error).splitlines()[0]}"
+        ) from None
+    try:
+        network = srnets.from_state_dict(state)
+    except srnets.UnsupportedWeights as error:
+        raise ValidationError(
+            f"esrgan weights: {path.name}: {error}. Supported: {srnets.SUPPORTED}."
+        ) from None
+    if not 2 <= network.scale <= MAX_SCALE:
+        raise ValidationError(
+            f"esrgan weights: {path.name} is an x{network.scale} {network.architecture} model; "
+            f"GemPix runs x2 to x{MAX_SCALE} super-resolution."
         )
-    if descriptor.input_channels != 3 or descriptor.output_channels != 3:
-        raise ValidationError(f"esrgan weights: {path.name} does not map RGB to RGB.")
-    descriptor.eval().to(device)
-    if half and descriptor.supports_half:
-        descriptor.half()
-    return descriptor
+    return network.to(device, torch.float16 if half else None)

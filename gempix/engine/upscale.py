@@ -2,7 +2,7 @@
 
 Backends:
 - ``lanczos``: Pillow's Lanczos filter. Always available; memory is the output image.
-- ``esrgan``: a Real-ESRGAN-family model loaded with spandrel (default Real-ESRGAN x4plus from
+- ``esrgan``: a Real-ESRGAN-family model (``srnets``; default Real-ESRGAN x4plus from
   the Hub cache, a local file, or the tiny model's own), run tile by tile with overlap and
   feathered seams; its x4 (or x2...) output is then brought to the exact target with Lanczos.
 - ``detail``: the best of the two above, then a diffusion detail pass (tiled img2img at low
@@ -95,21 +95,17 @@ def upscale_target(
     return max(1, round(long_side * source_w / source_h)), long_side
 
 
-def bytes_per_pixel(descriptor) -> float:
-    """Estimated peak activation bytes per *input* pixel of a spandrel model.
+def bytes_per_pixel(network) -> float:
+    """Estimated peak activation bytes per *input* pixel of a loaded ``srnets`` network.
 
     For RRDB (ESRGAN), measured on this CPU in float32: 12.7 KB per input pixel for Real-ESRGAN
     x4plus (64 features) at 256x256, 2.6 KB for the tiny one; the estimate below (17 KB and
-    4 KB) errs high. Other architectures get a generous flat figure.
+    4 KB) errs high. The compact network holds a few feature maps at input size and its
+    output at ``scale`` squared, and gets the same generous formula.
     """
-    elem = 2 if descriptor.dtype in _half_dtypes() else 4
-    scale = descriptor.scale
-    state = descriptor.model.state_dict()
-    if descriptor.architecture.id == "ESRGAN" and "model.0.weight" in state:
-        features = state["model.0.weight"].shape[0]
-        dense = features + 4 * esrgan.GROWTH_CHANNELS
-        return elem * (3.5 * features * scale**2 + 4 * dense)
-    return elem * 1024 * scale**2
+    elem = 2 if network.dtype in _half_dtypes() else 4
+    dense = network.features + 4 * esrgan.GROWTH_CHANNELS
+    return elem * (3.5 * network.features * network.scale**2 + 4 * dense)
 
 
 def _half_dtypes():
@@ -175,7 +171,7 @@ class Upscaler:
         return backend
 
     def model(self):
-        """The spandrel model, loaded once (downloading the default weights if allowed)."""
+        """The upscaling network, loaded once (downloading the default weights if allowed)."""
         if self._model is not None:
             return self._model
         path = self.local_weights()
@@ -193,10 +189,10 @@ class Upscaler:
         self._model_path = path
         return self._model
 
-    def tile_for(self, descriptor) -> int:
+    def tile_for(self, network) -> int:
         if self.tile is not None:
             return self.tile
-        return choose_tile(memory_budget(self.device), bytes_per_pixel(descriptor))
+        return choose_tile(memory_budget(self.device), bytes_per_pixel(network))
 
     # -- running ------------------------------------------------------------------------
 
@@ -233,21 +229,21 @@ class Upscaler:
             "size": list(target),
         }
         with self._lock:  # one upscale at a time per process: memory stays bounded
-            descriptor = self.model() if base == "esrgan" else None
+            network = self.model() if base == "esrgan" else None
             model_tiles = 0
-            if descriptor is not None:
-                tile = self.tile_for(descriptor)
+            if network is not None:
+                tile = self.tile_for(network)
                 model_tiles = tile_count(image.height, image.width, tile, self.overlap)
             detail_tiles = detail.tiles(target) if chosen == "detail" else 0
             total = max(model_tiles, 1) + detail_tiles
-            if descriptor is not None:
+            if network is not None:
                 source = image.size
-                image = self._run_model(descriptor, image, tile, progress, total)
+                image = self._run_model(network, image, tile, progress, total)
                 info["esrgan"] = {
                     "weights": self._model_path.name if self._model_path else None,
-                    "architecture": descriptor.architecture.id,
-                    "tags": list(descriptor.tags),
-                    "scale": descriptor.scale,
+                    "architecture": network.architecture,
+                    "features": network.features,
+                    "scale": network.scale,
                     "tile": tile,
                     "tile_size": [
                         axis_tiles(source[0], tile, self.overlap)[0],
@@ -260,7 +256,7 @@ class Upscaler:
             if image.size != target:
                 image = image.resize(target, Image.Resampling.LANCZOS)
                 info["resize"] = "lanczos"
-            if descriptor is None and progress is not None:
+            if network is None and progress is not None:
                 progress(1, total, "upscale")
             if chosen == "detail":
                 from .detail import refine
@@ -272,21 +268,21 @@ class Upscaler:
         image.info[UPSCALE_INFO] = info
         return image
 
-    def _run_model(self, descriptor, image, tile, progress, total) -> Image.Image:
+    def _run_model(self, network, image, tile, progress, total) -> Image.Image:
         import torch
 
-        dtype = descriptor.dtype
-        device = descriptor.device
+        dtype = network.dtype
+        device = network.device
 
         def apply(piece: np.ndarray) -> np.ndarray:
             tensor = torch.from_numpy(np.ascontiguousarray(piece.transpose(2, 0, 1)))[None]
-            output = descriptor(tensor.to(device=device, dtype=dtype))
+            output = network(tensor.to(device=device, dtype=dtype))
             return output[0].float().cpu().numpy().transpose(1, 2, 0)
 
         pixels = np.asarray(image, dtype=np.float32) / 255.0
         with torch.inference_mode():
             out = tiled_apply(
-                pixels, apply, descriptor.scale, tile, self.overlap, progress, total=total
+                pixels, apply, network.scale, tile, self.overlap, progress, total=total
             )
         return Image.fromarray(out)
 
