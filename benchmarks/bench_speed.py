@@ -164,7 +164,7 @@ def folder_bytes(folder: Path) -> int:
 def worker(config: dict) -> None:
     import torch
 
-    from gempix.engine import performance, previews
+    from gempix.engine import fastpaths, memory, pipeline, previews, runtime
     from gempix.engine.models import quiet_libraries
 
     answer_to = sys.stdout
@@ -182,15 +182,15 @@ def worker(config: dict) -> None:
     if candidate == "plain":
         pipe.to(device)
     elif candidate == "shared":  # CPU only: every candidate takes turns on one pipeline
-        performance.configure_threads()
-        paths = performance.fast_paths(pipe, device)
+        runtime.configure_threads()
+        paths = fastpaths.fast_paths(pipe, device)
         report = paths.applied + [f"skipped {line}" for line in paths.skipped]
     else:
         mode = candidate.split("+")[0]
         if device == "cpu":
-            performance.configure_threads()
-        performance.apply_mode(pipe, mode, device)
-        paths = performance.fast_paths(pipe, device, compile="+compile" in candidate)
+            runtime.configure_threads()
+        memory.apply_mode(pipe, mode, device)
+        paths = fastpaths.fast_paths(pipe, device, compile="+compile" in candidate)
         report = paths.applied + [f"skipped {line}" for line in paths.skipped]
     load_s = time.perf_counter() - started
 
@@ -203,7 +203,7 @@ def worker(config: dict) -> None:
         pipe.vae.disable_slicing()
         pipe.disable_attention_slicing()  # back to diffusers' default (SDPA) processors
         if name != "plain":
-            performance.apply_mode(pipe, name, device)
+            memory.apply_mode(pipe, name, device)
         current["as"] = name
 
     decoder = None
@@ -261,7 +261,7 @@ def worker(config: dict) -> None:
             if current["as"] == "plain":
                 images = pipe(**kwargs).images
             else:
-                images = performance.call_pipeline(pipe, kwargs)
+                images = pipeline.call_pipeline(pipe, kwargs)
         sync()
         seconds = time.perf_counter() - begun
         timing["on"] = False
@@ -294,7 +294,7 @@ def worker(config: dict) -> None:
                 torch.cuda.max_memory_allocated() / MiB if device.startswith("cuda") else None
             )
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-            mode = performance.current_mode(pipe) if current["as"] != "plain" else "-"
+            mode = memory.current_mode(pipe) if current["as"] != "plain" else "-"
             reply({"rss_mib": rss, "device_peak_mib": device_peak, "mode": mode})
         elif op == "quit":
             reply({"bye": True})
@@ -503,19 +503,19 @@ def print_table(label, layout, samples, stats, ready, preview) -> None:
 def auto_advice(folder: Path, device: str, dtype) -> str:
     from diffusers import DiffusionPipeline
 
-    from gempix.engine import performance
+    from gempix.engine import memory, runtime
 
     pipe = DiffusionPipeline.from_pretrained(folder, dtype=dtype)
-    needs = performance.estimate_needs(pipe, device=device)
-    free = performance.free_device_bytes(device) + (
-        performance._resident_bytes(pipe, device) if device == "cpu" else 0
+    needs = memory.estimate_needs(pipe, device=device)
+    free = runtime.free_device_bytes(device) + (
+        memory._resident_bytes(pipe, device) if device == "cpu" else 0
     )
-    mode = performance.advise_mode(free, needs, device)
+    mode = memory.advise_mode(free, needs, device)
     del pipe
     return (
-        f"auto would pick {mode!r} here: needs high {performance.gib(needs.high)}, balanced "
-        f"{performance.gib(needs.balanced)}, low {performance.gib(needs.low)}; "
-        f"free {performance.gib(free)}"
+        f"auto would pick {mode!r} here: needs high {memory.gib(needs.high)}, balanced "
+        f"{memory.gib(needs.balanced)}, low {memory.gib(needs.low)}; "
+        f"free {memory.gib(free)}"
     )
 
 
