@@ -4,6 +4,7 @@
     python benchmarks/bench_speed.py                # CPU: tiny + SD-Turbo architecture 512 px
                                                     # CUDA: tiny + SDXL-Turbo architecture 512 px
     python benchmarks/bench_speed.py --compile      # adds a "high+compile" candidate
+    python benchmarks/bench_speed.py --smoke        # tiny, one process, one run of each (CI)
 
 Every candidate runs on the same model folder, size, steps and seeds: ``plain`` is
 ``DiffusionPipeline.from_pretrained(...).to(device)`` called as is; ``high``/``balanced``/``low``
@@ -29,6 +30,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -323,7 +325,11 @@ class Worker:
         line = self.process.stdout.readline()
         if not line:
             code = self.process.wait()
-            raise SystemExit(f"worker {self.name} died (exit {code}); see {self.log.name}")
+            self.log.flush()
+            tail = Path(self.log.name).read_text(errors="replace").splitlines()[-5:]
+            raise SystemExit(
+                f"worker {self.name} died (exit {code}); see {self.log.name}:\n" + "\n".join(tail)
+            )
         return json.loads(line)
 
     def ask(self, **command) -> dict:
@@ -548,11 +554,15 @@ def main() -> None:
         default="auto",
         help="how candidates share processes (auto: by free memory; shared is CPU only)",
     )
+    parser.add_argument("--smoke", action="store_true", help="tiny, shared layout, one run")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(json.loads(args.worker))
         return
+    if args.smoke:  # every code path once: the shared worker, batch 4, previews
+        args.quick, args.layout = True, "shared"
+        args.runs = args.runs4 = args.preview_runs = 1
 
     import torch
 
@@ -620,6 +630,8 @@ def main() -> None:
         print(auto_advice(folder, device, getattr(torch, dtype)), flush=True)
         results.append(run_model(f"{name} {size}px", config, candidates, ns, work))
         print_table(*results[-1])
+    if not args.work:  # kept after a failure: the workers' logs are there
+        shutil.rmtree(work, ignore_errors=True)
     print(f"\nall done in {time.perf_counter() - started:.0f} s")
 
 
