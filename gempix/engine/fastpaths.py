@@ -1,7 +1,8 @@
 """Fast paths: SDPA attention, ``channels_last``, ``torch.compile``, and paying the compile early.
 
 A compiled denoiser compiles once per shape; ``warmup`` pays for chosen shapes at start-up, and
-``compile_notice`` tells a request that it is about to pay, so it never happens unannounced."""
+``compile_notice`` tells a request that it is about to pay, so it never happens unannounced.
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 ``high``: all on the device; ``balanced``: one component at a time; ``low``: one layer at a time;
 ``auto``: the first whose need, times ``HEADROOM``, fits the free memory (``advise_mode``). On a
-CPU the weights never move; ``balanced`` and ``low`` still bound the working memory."""
+CPU the weights never move; ``balanced`` and ``low`` still bound the working memory.
+"""
 
 from __future__ import annotations
 

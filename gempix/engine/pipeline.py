@@ -3,7 +3,8 @@
 ``call_pipeline`` is the only place a pipeline is called (text-to-image, image-to-image, the
 detail pass, batches, warm-up). With a float16 VAE it decodes the latents itself
 (``decode_safe``): in float16 and, when that overflows into NaN/inf (the black-image failure),
-again in float32, remembering to do so from then on."""
+again in float32, remembering to do so from then on.
+"""
 
 from __future__ import annotations
 

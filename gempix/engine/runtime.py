@@ -1,7 +1,8 @@
 """What this machine offers: the device, the dtype, CPU threads, free memory, ZeroGPU.
 
 Read from torch, psutil and the environment only; the loader, the memory modes, the tiler and
-the ZeroGPU wrappers all ask here."""
+the ZeroGPU wrappers all ask here.
+"""
 
 from __future__ import annotations
 

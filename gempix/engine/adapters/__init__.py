@@ -8,7 +8,8 @@ One module per job: ``limits``, ``loading``, ``embeddings``, ``conditioning``, `
 
 Threading: ``ensure_adapters`` takes ``loaded.lock`` itself when it has to load, so call it
 *before* entering ``with loaded.lock``; ``set_scales`` and ``pipeline_kwargs`` change the shared
-pipeline: call them under ``loaded.lock``, together with the pipeline call."""
+pipeline: call them under ``loaded.lock``, together with the pipeline call.
+"""
 
 from .conditioning import (
     Conditioning,
