@@ -3,7 +3,8 @@
 A cell is a smooth bump (a sine window, so neighbouring cells of opposite sign blend instead
 of drawing a grid) multiplied by +1 or -1. Of the 256 cells, 64 form a fixed pseudo-random
 *sync* pattern that lets the detector find the tile's position after a crop, and 192 carry
-the 64 payload bits three times each, scattered so that a damaged region hits different bits.
+the 192 coded bits of the message (``payload.py``), in a scattered order so that a damaged
+region hits bits far apart in the code.
 The layout is derived from a fixed public seed: anyone can read the mark, which is the point
 of a disclosure (see docs/provenance.md for what this means for forgery and removal).
 """
@@ -17,30 +18,27 @@ import numpy as np
 GRID = 16  # cells per tile side
 CELLS = GRID * GRID
 SYNC_CELLS = 64
-REPEATS = 3  # each payload bit is carried by 3 cells of every tile
 LAYOUT_SEED = 0x47504D31  # "GPM1"
 MIN_CELL = 8  # pixels per cell side at least; larger images get larger cells
 
 
 @functools.cache
-def _layout() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _layout() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(LAYOUT_SEED)
     order = rng.permutation(CELLS)
-    sync_cells, data_cells = order[:SYNC_CELLS], order[SYNC_CELLS:]
     sync_signs = rng.choice(np.array([-1.0, 1.0], np.float32), SYNC_CELLS)
-    bit_of_cell = np.arange(data_cells.size) % (data_cells.size // REPEATS)
-    return sync_cells, sync_signs, data_cells, bit_of_cell
+    return order[:SYNC_CELLS], sync_signs, order[SYNC_CELLS:]
 
 
 def sync_cells() -> tuple[np.ndarray, np.ndarray]:
-    cells, signs, _, _ = _layout()
+    """Indices of the sync cells (row-major in the tile) and their fixed signs."""
+    cells, signs, _ = _layout()
     return cells, signs
 
 
-def data_cells() -> tuple[np.ndarray, np.ndarray]:
-    """Cell indices of the payload and, for each, which of the 64 bits it carries."""
-    _, _, cells, bits = _layout()
-    return cells, bits
+def data_cells() -> np.ndarray:
+    """Index of the cell carrying each coded bit, in code order."""
+    return _layout()[2]
 
 
 @functools.cache
@@ -61,12 +59,12 @@ def tile(cell_signs: np.ndarray, cell: int) -> np.ndarray:
     return np.kron(cell_signs.reshape(GRID, GRID).astype(np.float32), bump(cell))
 
 
-def payload_tile(bits: np.ndarray, cell: int) -> np.ndarray:
+def payload_tile(coded: np.ndarray, cell: int) -> np.ndarray:
+    """The tile carrying 192 coded bits (0/1) beside the sync cells."""
     signs = np.zeros(CELLS, np.float32)
     cells, sync = sync_cells()
     signs[cells] = sync
-    cells, bit_of_cell = data_cells()
-    signs[cells] = 2.0 * bits[bit_of_cell] - 1.0
+    signs[data_cells()] = 2.0 * coded - 1.0
     return tile(signs, cell)
 
 

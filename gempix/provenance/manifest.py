@@ -16,8 +16,8 @@ import dataclasses
 from typing import Any
 
 from .. import __version__
+from ..metadata import AI_SOURCE_TYPE
 
-TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 GEMPIX_ASSERTION = "org.gempix.generation"
 TRAINING_USES = (
     "c2pa.ai_generative_training",
@@ -95,5 +95,5 @@ def manifest_definition(facts: ManifestFacts) -> dict[str, Any]:
 def edit_action(facts: ManifestFacts) -> dict[str, Any]:
     action: dict[str, Any] = {"action": facts.action}
     if facts.ai_edit:
-        action["digitalSourceType"] = TRAINED_ALGORITHMIC_MEDIA
+        action["digitalSourceType"] = AI_SOURCE_TYPE
     return action

@@ -20,9 +20,8 @@ from typing import Any
 from PIL import Image
 
 from ..images import load_image, read_image_bytes
-from ..metadata import XMP_KEY
+from ..metadata import AI_SOURCE_TYPE, XMP_KEY
 from .detection import Detection, detect
-from .manifest import TRAINED_ALGORITHMIC_MEDIA
 from .reading import C2paCheck, read_c2pa
 
 _SOURCE_TYPE = re.compile(rb"DigitalSourceType(?:\s*=\s*[\"']|\s*>\s*)([^\"'<\s]+)")
@@ -41,7 +40,7 @@ class VerifyReport:
     @property
     def ai_disclosed(self) -> bool:
         """Does the XMP say ``trainedAlgorithmicMedia`` (the IPTC "made by AI" label)?"""
-        return self.iptc_source_type == TRAINED_ALGORITHMIC_MEDIA
+        return self.iptc_source_type == AI_SOURCE_TYPE
 
     @property
     def marks(self) -> list[str]:
