@@ -4,7 +4,9 @@
 manifest embedded (the pixels and other metadata untouched). Anything that goes wrong raises
 ``ProvenanceError``: a caller never gets unsigned bytes back by accident. Thumbnails are off
 (they add ~10-30 KB and a second copy of the picture) and so is every network fetch
-(remote manifests, OCSP), so signing and reading work offline.
+(remote manifests, OCSP), so signing and reading work offline. Each signature is verified
+right after signing (about 2 ms), so a key that does not match its certificate is an error
+here rather than an image that fails validation later.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from .credentials import Credentials
 from .manifest import ManifestFacts, edit_action, manifest_definition
 
 OFFLINE_SETTINGS = {
-    "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False},
+    # verify_after_sign: a key that does not match its certificate fails here, not in a reader
+    "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False, "verify_after_sign": True},
     "builder": {"thumbnail": {"enabled": False}},
 }
 _ALGORITHMS = {
