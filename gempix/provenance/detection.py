@@ -144,17 +144,16 @@ def _luma(image: Image.Image) -> np.ndarray:
     return np.asarray(grey, np.float32)
 
 
-def detect(image: Image.Image) -> Detection:
-    """Look for a GemPix watermark in ``image`` (any mode, any size)."""
+def _best_alignment(image: Image.Image) -> tuple[float, np.ndarray | None, tuple | None]:
+    """(score, aligned fold, (period x, period y)) of the best candidate period."""
     residual = whiten(_luma(image))
     height, width = residual.shape
     high = min(height, width) // 2
     if high <= MIN_LAG + 2:
-        return Detection(False, None, 0.0)
+        return 0.0, None, None
     correlation = _autocorrelation(residual)
     along_x, along_y = correlation[0, : width // 2], correlation[: height // 2, 0]
     both = along_x[:high] + along_y[:high]
-    best = (-np.inf, None, None)
     periods = []
     for lag in _peaks(both, MIN_LAG, high):
         period_x, period_y = _refine(along_x, lag), _refine(along_y, lag)
@@ -167,11 +166,24 @@ def detect(image: Image.Image) -> Detection:
     periods += [
         (unresized * f, unresized * f) for f in USUAL_SCALES if MIN_LAG <= unresized * f < high
     ]
+    best: tuple[float, np.ndarray | None, tuple | None] = (0.0, None, None)
     for period_x, period_y in periods:
         score, aligned = _align(_fold(residual, period_y, period_x))
-        if score > best[0]:
+        if best[1] is None or score > best[0]:
             best = (score, aligned, (period_x, period_y))
-    score, aligned, period = best
+    return best
+
+
+def soft_bits(image: Image.Image) -> np.ndarray | None:
+    """The 192 coded bits as read at the best alignment, before decoding (> 0 means 1): how
+    clean the channel is, for benchmarks/bench_provenance.py."""
+    _, aligned, _ = _best_alignment(image)
+    return None if aligned is None else _soft_bits(aligned)
+
+
+def detect(image: Image.Image) -> Detection:
+    """Look for a GemPix watermark in ``image`` (any mode, any size)."""
+    score, aligned, period = _best_alignment(image)
     if aligned is None:
         return Detection(False, None, 0.0)
     identifier = payload.decode(_soft_bits(aligned)) if score >= MIN_SCORE else None

@@ -24,29 +24,33 @@ MASK_RANGE = (0.6, 2.0)  # multiplier of STRENGTH from flat to busy blocks
 MASK_TEXTURE = 12.0  # block standard deviation (grey levels) that adds 1.0 to the multiplier
 
 
-def _texture_mask(luma: np.ndarray) -> np.ndarray:
-    """Per-pixel amplitude from the texture of its 8 x 8 block (edge remainders get 1.0)."""
-    height, width = luma.shape
-    rows, cols = height // MASK_BLOCK, width // MASK_BLOCK
-    mask = np.full((height, width), STRENGTH, np.float32)
-    if rows and cols:
-        blocks = luma[: rows * MASK_BLOCK, : cols * MASK_BLOCK].reshape(
-            rows, MASK_BLOCK, cols, MASK_BLOCK
-        )
-        scale = np.clip(MASK_RANGE[0] + blocks.std(axis=(1, 3)) / MASK_TEXTURE, *MASK_RANGE)
-        mask[: rows * MASK_BLOCK, : cols * MASK_BLOCK] = np.repeat(
-            np.repeat(scale * STRENGTH, MASK_BLOCK, axis=0), MASK_BLOCK, axis=1
-        )
-    return mask
+def _block_scale(luma: np.ndarray) -> np.ndarray:
+    """Amplitude per 8 x 8 block from its texture (standard deviation of brightness)."""
+    rows, cols = luma.shape[0] // MASK_BLOCK, luma.shape[1] // MASK_BLOCK
+    blocks = luma[: rows * MASK_BLOCK, : cols * MASK_BLOCK].reshape(
+        rows, MASK_BLOCK, cols, MASK_BLOCK
+    )
+    mean = blocks.mean(axis=(1, 3))
+    square = np.einsum("ijkl,ijkl->ik", blocks, blocks) / MASK_BLOCK**2  # 2x faster than .std
+    deviation = np.sqrt(np.maximum(square - mean * mean, 0.0))
+    return STRENGTH * np.clip(MASK_RANGE[0] + deviation / MASK_TEXTURE, *MASK_RANGE)
 
 
 def _delta(luma: np.ndarray, identifier: int) -> np.ndarray:
+    """Brightness change per pixel (int16): the tiled pattern times the texture mask; pixels
+    past the last whole 8 x 8 block get ``STRENGTH``."""
     height, width = luma.shape
     cell = layout.cell_size(width, height)
-    pattern = layout.payload_tile(payload.encode(identifier), cell)
-    size = pattern.shape[0]
-    pattern = np.tile(pattern, (-(-height // size), -(-width // size)))[:height, :width]
-    return np.rint(pattern * _texture_mask(luma)).astype(np.int16)
+    tile = layout.payload_tile(payload.encode(identifier), cell)
+    size = tile.shape[0]
+    pattern = np.tile(tile, (-(-height // size), -(-width // size)))[:height, :width] * STRENGTH
+    rows, cols = height // MASK_BLOCK, width // MASK_BLOCK
+    if rows and cols:
+        inner = pattern[: rows * MASK_BLOCK, : cols * MASK_BLOCK]
+        inner.reshape(rows, MASK_BLOCK, cols, MASK_BLOCK)[...] *= (_block_scale(luma) / STRENGTH)[
+            :, None, :, None
+        ]
+    return np.rint(pattern).astype(np.int16)
 
 
 def embed(image: Image.Image, identifier: int) -> Image.Image:
@@ -61,12 +65,12 @@ def embed(image: Image.Image, identifier: int) -> Image.Image:
         image = image.convert("RGB")
     luma = np.asarray(image.convert("L"), np.float32)
     delta = _delta(luma, identifier)
-    pixels = np.asarray(image, np.int16)
+    pixels = np.array(image, np.int16)
     if pixels.ndim == 2:
-        marked = pixels + delta
+        pixels += delta
     else:
-        marked = pixels.copy()
-        marked[..., :3] += delta[..., None]
-    result = Image.fromarray(np.clip(marked, 0, 255).astype(np.uint8), image.mode)
+        pixels[..., :3] += delta[..., None]
+    np.clip(pixels, 0, 255, out=pixels)
+    result = Image.fromarray(pixels.astype(np.uint8), image.mode)
     result.info = dict(image.info)
     return result
