@@ -1,7 +1,8 @@
 """Content credentials: watermark robustness and the cost of marking, side by side in one run.
 
-    python benchmarks/bench_provenance.py            # 1024 px samples, SD-Turbo UNet step
-    python benchmarks/bench_provenance.py --smoke    # seconds: 2 samples at 512 px, no UNet
+    python benchmarks/bench_provenance.py              # 1024 px samples, SD-Turbo UNet step
+    python benchmarks/bench_provenance.py --size 512   # robustness at SD-Turbo's native size
+    python benchmarks/bench_provenance.py --smoke      # seconds: 2 samples at 512 px, no UNet
 
 Part 1, robustness. Each watermark marks the same sample pictures (gempix/provenance/
 samples.py), each copy is attacked (JPEG quality 75, resize to 50 %, a 10 % crop from each
@@ -11,6 +12,9 @@ reads and how many copies yield the right payload. Candidates: GemPix's tiled ma
 it is importable; TrustMark is reported, not run: its weights are fetched from Adobe's CDN
 on first use, which this machine cannot reach. Unmarked copies are checked for false
 positives too.
+
+Then (full mode) what else a copy may go through, for the GemPix mark only: stronger JPEG,
+smaller sizes, a changed aspect ratio, small crops, turns, rotation, blur, noise, colour.
 
 Part 2, cost per 1024 x 1024 image, measured interleaved: watermarking, C2PA signing of the
 PNG and of a JPEG, detection, and the total of watermark + sign against the 50 ms target, next
@@ -29,37 +33,57 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageEnhance, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import interleaved, sd_turbo_unet  # noqa: E402
 
+from gempix.provenance.samples import COPIES as ATTACKS  # noqa: E402
+from gempix.provenance.samples import jpeg, samples  # noqa: E402
+
 PAYLOAD_BITS = 48  # imwatermark carries this many raw bits (it has no check code)
 
 
-def jpeg75(image: Image.Image) -> Image.Image:
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, "JPEG", quality=75)
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+def scaled(factor_x: float, factor_y: float):
+    def resize(image: Image.Image) -> Image.Image:
+        size = (int(image.width * factor_x), int(image.height * factor_y))
+        return image.resize(size, Image.BICUBIC)
+
+    return resize
 
 
-def half(image: Image.Image) -> Image.Image:
-    return image.resize((image.width // 2, image.height // 2), Image.BICUBIC)
+def corner(fraction: float):
+    def crop(image: Image.Image) -> Image.Image:
+        return image.crop((0, 0, int(image.width * fraction), int(image.height * fraction)))
+
+    return crop
 
 
-def crop10(image: Image.Image) -> Image.Image:
-    width, height = image.size
-    left, top = width // 20 + 3, height // 20 + 1
-    return image.crop((left, top, left + width * 9 // 10, top + height * 9 // 10))
+def noisy(image: Image.Image) -> Image.Image:
+    pixels = np.asarray(image, np.float64)
+    pixels = pixels + np.random.default_rng(0).normal(0, 10, pixels.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
-ATTACKS = {
-    "none": lambda image: image,
-    "jpeg75": jpeg75,
-    "resize50": half,
-    "crop10": crop10,
-    "all three": lambda image: jpeg75(half(crop10(image))),
+# What else a copy may go through: where the GemPix mark's limits are (docs/provenance.md).
+LIMITS = {
+    "JPEG quality 30": lambda image: jpeg(image, 30),
+    "resize to 25 %": scaled(0.25, 0.25),
+    "resize to 20 %": scaled(0.2, 0.2),
+    "stretch to 80 % width": scaled(0.8, 1.0),
+    "upscale 2x": scaled(2, 2),
+    "keep a 33 % corner": corner(1 / 3),
+    "keep a 25 % corner": corner(0.25),
+    "quarter turn + mirror": lambda image: image.transpose(Image.Transpose.TRANSVERSE),
+    "rotate 0.5 degree": lambda image: image.rotate(0.5, resample=Image.BICUBIC),
+    "rotate 5 degrees": lambda image: image.rotate(5, resample=Image.BICUBIC),
+    "Gaussian blur 2 px": lambda image: image.filter(ImageFilter.GaussianBlur(2)),
+    "noise sigma 10": noisy,
+    "contrast 1.3 + brightness 1.1": lambda image: ImageEnhance.Brightness(
+        ImageEnhance.Contrast(image).enhance(1.3)
+    ).enhance(1.1),
+    "greyscale": lambda image: image.convert("L"),
 }
 
 
@@ -159,6 +183,16 @@ def robustness(marks, pictures) -> None:
         print(" | ".join(row) + f" | false positives on unmarked copies: {false_positives}")
 
 
+def limits(pictures) -> None:
+    mark = GemPixMark()
+    marked = [mark.embed(picture) for _, picture in pictures]
+    print(f"\nBeyond the target: the GemPix mark on {len(pictures)} pictures")
+    print("copy | decoded")
+    for name, change in LIMITS.items():
+        decoded = sum(mark.read(change(picture))[1] for picture in marked)
+        print(f"{name} | {decoded}/{len(marked)}")
+
+
 def encoded(image: Image.Image, fmt: str) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, fmt, **({"quality": 90} if fmt == "JPEG" else {"compress_level": 3}))
@@ -226,15 +260,15 @@ def sd_turbo_unet_step() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="2 pictures at 512 px, no UNet")
+    parser.add_argument("--size", type=int, default=1024, help="side of the sample pictures")
     args = parser.parse_args()
 
-    from gempix.provenance.samples import samples
-
-    size = 512 if args.smoke else 1024
-    pictures = samples(size)
+    pictures = samples(512 if args.smoke else args.size)
     if args.smoke:
         pictures = [pictures[1], pictures[-1]]
     robustness(candidates(), pictures)
+    if not args.smoke:
+        limits(pictures)
     costs(pictures[0][1].resize((1024, 1024)), 5 if args.smoke else 20, not args.smoke)
 
 

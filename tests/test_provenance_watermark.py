@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from gempix.provenance import detect, embed, identifier_for, payload
-from gempix.provenance.samples import photograph, samples, texture
+from gempix.provenance.samples import COPIES, photograph, samples, texture
 
 IDENTIFIER = 0xC0FFEE12
 
 
-def jpeg(image: Image.Image, quality: int = 75) -> Image.Image:
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, "JPEG", quality=quality)
-    return Image.open(io.BytesIO(buffer.getvalue()))
-
-
-def half(image: Image.Image) -> Image.Image:
-    return image.resize((image.width // 2, image.height // 2), Image.BICUBIC)
-
-
-def crop10(image: Image.Image) -> Image.Image:
-    """Keep 90 % of each side (a 19 % area loss), off-centre so the tile grid moves too."""
-    width, height = image.size
-    left, top = width // 20 + 3, height // 20 + 1
-    return image.crop((left, top, left + width * 9 // 10, top + height * 9 // 10))
-
-
-ATTACKS = {"jpeg75": jpeg, "half": half, "crop10": crop10, "none": lambda image: image}
+ATTACKS = {name: COPIES[name] for name in ("jpeg75", "resize50", "crop10", "none")}
 PICTURES = {
     "cheetah-512": lambda: photograph(0, 512),
     "tower-512": lambda: photograph(2, 512),

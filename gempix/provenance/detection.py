@@ -5,7 +5,9 @@
    picture's edges do not drown the faint pattern.
 3. Period: the pattern repeats every tile, so the autocorrelation of the whitened image peaks
    at the tile's size in pixels, whatever resize the copy went through. Its strongest local
-   maxima are the candidates (JPEG's 8 px block grid makes peaks too; step 4 tells them apart).
+   maxima are the candidates (JPEG's 8 px block grid makes peaks too; step 4 tells them
+   apart), with the peaks of each axis paired for a copy stretched to another aspect ratio,
+   and the usual resize factors of the image's own size.
 4. For each candidate, fold the image onto one tile (average every pixel into its position
    modulo the period) and correlate the fold with the known sync cells in all 8 flips and
    quarter turns. A true period gives one sharp peak; its height in standard deviations of
@@ -28,6 +30,7 @@ from . import layout, payload
 WORK_SIZE = 1024  # larger images are reduced by a whole factor to about this short side
 MIN_LAG = 16  # shortest tile period searched (a 128 px tile shrunk to 1/8)
 CANDIDATES = 12
+AXIS_CANDIDATES = 4  # per axis, for copies resized to another aspect ratio
 USUAL_SCALES = (1.0, 3 / 4, 2 / 3, 1 / 2, 1 / 3, 1 / 4)
 MIN_SCORE = 6.0
 CLIP = 2.0
@@ -160,6 +163,12 @@ def _best_alignment(image: Image.Image) -> tuple[float, np.ndarray | None, tuple
         if abs(period_x / period_y - 1) > 0.15:  # disagreeing axes: trust the sum of both
             period_x = period_y = _refine(both, lag)
         periods.append((period_x, period_y))
+    # A resize that changed the aspect ratio: the strongest peaks of each axis, paired.
+    along = [
+        [_refine(curve, lag) for lag in _peaks(curve, MIN_LAG, curve.size)[:AXIS_CANDIDATES]]
+        for curve in (along_x, along_y)
+    ]
+    periods += [(x, y) for x in along[0] for y in along[1] if 0.5 <= x / y <= 2]
     # A busy repeating texture can hide the tile's peak; the original size and the usual
     # resize factors are tried exactly as well.
     unresized = layout.GRID * layout.cell_size(*image.size) / _factor(image)

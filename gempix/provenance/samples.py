@@ -1,4 +1,5 @@
-"""Sample pictures for the watermark's tests and benchmark, made locally, nothing downloaded.
+"""Sample pictures for the watermark's tests and benchmark, made locally, nothing downloaded,
+and the copies a mark must survive (issue 20: JPEG quality 75, a 50 % resize, a 10 % crop).
 
 Photographs: the JPEGs Gradio (a GemPix dependency) ships in its package, halved first (a box
 filter that removes their JPEG block grid, which a generated image does not have) and then
@@ -9,6 +10,8 @@ seeded 1/f noise in colour, the spectrum natural images have on average.
 from __future__ import annotations
 
 import importlib.util
+import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +60,30 @@ def samples(size: int, textures: int = 2) -> list[tuple[str, Image.Image]]:
     """Every photograph and ``textures`` textures, named, at ``size`` px."""
     named = [(Path(name).stem, photograph(i, size)) for i, name in enumerate(PHOTOGRAPHS)]
     return named + [(f"texture{seed}", texture(seed, size)) for seed in range(textures)]
+
+
+def jpeg(image: Image.Image, quality: int = 75) -> Image.Image:
+    """The image after a JPEG round trip at ``quality``."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+def halve(image: Image.Image) -> Image.Image:
+    return image.resize((image.width // 2, image.height // 2), Image.BICUBIC)
+
+
+def crop10(image: Image.Image) -> Image.Image:
+    """Keep 90 % of each side (19 % of the area gone), off-centre so the tile grid moves."""
+    width, height = image.size
+    left, top = width // 20 + 3, height // 20 + 1
+    return image.crop((left, top, left + width * 9 // 10, top + height * 9 // 10))
+
+
+COPIES: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "none": lambda image: image,
+    "jpeg75": jpeg,
+    "resize50": halve,
+    "crop10": crop10,
+    "all three": lambda image: jpeg(halve(crop10(image))),
+}
