@@ -76,9 +76,12 @@ def test_local_signer_is_renewed_before_it_expires(tmp_path, monkeypatch):
 
 def test_damaged_local_signer_is_a_clear_error(tmp_path):
     local_credentials(tmp_path)
-    (tmp_path / credentials_module.LOCAL_SIGNER_FILE).write_bytes(b"not a pem")
-    with pytest.raises(ProvenanceError, match="is damaged; delete it"):
-        local_credentials(tmp_path)
+    path = tmp_path / credentials_module.LOCAL_SIGNER_FILE
+    good = path.read_bytes()
+    for damaged in (b"not a pem", good.replace(b"MIG", b"XYZ", 1), good[: len(good) // 2]):
+        path.write_bytes(damaged)
+        with pytest.raises(ProvenanceError, match="is damaged; delete it"):
+            local_credentials(tmp_path)
 
 
 def _name(common_name: str) -> x509.Name:

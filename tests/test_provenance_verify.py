@@ -77,6 +77,14 @@ def test_foreign_image_says_it_carries_nothing():
     assert report.lines()[-1] == "This image carries no provenance mark GemPix knows."
 
 
+@pytest.mark.parametrize("fmt", ["BMP", "GIF", "TIFF"])
+def test_formats_without_c2pa_report_absent(fmt):
+    buffer = io.BytesIO()
+    photograph(3, 300).save(buffer, fmt)
+    report = verify_image(buffer.getvalue())
+    assert report.c2pa.status == "absent" and report.marks == []
+
+
 def test_signed_jpeg_download_keeps_disclosure_and_manifest(gempix_png, tmp_path):
     provenance, path = gempix_png
     download = provenance.sign(export_image(path, "jpeg", 85), FACTS)

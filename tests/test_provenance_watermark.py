@@ -67,6 +67,15 @@ def test_other_identifiers_and_modes_round_trip():
     )
 
 
+@pytest.mark.slow
+def test_marking_an_upscale_again_with_the_source_identifier_keeps_it():
+    """A 2x upscale of a 1024 px image lays the old mark exactly on the new tile grid; the
+    service re-marks derivatives with their source's identifier (gempix/provenance/stamp.py)."""
+    upscaled = embed(photograph(1, 1024), IDENTIFIER).resize((2048, 2048), Image.LANCZOS)
+    found = detect(embed(upscaled, IDENTIFIER))
+    assert found.found and found.identifier == IDENTIFIER
+
+
 def test_small_and_degenerate_images_do_not_break_detection():
     for size in [(1, 1), (16, 16), (64, 64), (300, 20)]:
         picture = embed(Image.new("RGB", size, "white"), 7)

@@ -142,8 +142,9 @@ def _parse_local(data: bytes, path: Path) -> Credentials:
     try:
         key_pem, chain_pem = data.split(b"-----END PRIVATE KEY-----\n", 1)
         key_pem += b"-----END PRIVATE KEY-----\n"
+        serialization.load_pem_private_key(key_pem, password=None)
         x509.load_pem_x509_certificates(chain_pem)
-    except ValueError:
+    except (ValueError, TypeError):
         raise ProvenanceError(
             f"The local C2PA signer {path} is damaged; delete it and GemPix makes a new one."
         ) from None

@@ -53,6 +53,8 @@ def read_c2pa(data: bytes, media_type: str, trust_anchors: str | None = None) ->
             store = json.loads(reader.json())
     except c2pa.C2paError.ManifestNotFound:
         return C2paCheck("absent", message="No C2PA manifest.")
+    except c2pa.C2paError.NotSupported:
+        return C2paCheck("absent", message=f"C2PA is not defined for {media_type} files.")
     except c2pa.C2paError as error:
         return C2paCheck("invalid", message=f"The C2PA manifest cannot be read: {error}")
     codes = _failure_codes(store.get("validation_results") or {})

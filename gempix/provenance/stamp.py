@@ -47,6 +47,12 @@ class Provenance:
         return cls(resolve_credentials(folder, cert_path, key_path))
 
     def watermark(self, picture: Image.Image, image_id: str) -> Image.Image:
+        """Mark ``picture`` with the identifier of ``image_id``.
+
+        For an upscale or edit of a GemPix image pass the id of the image it descends from
+        (the root of its chain): the source's mark is still in the pixels, and a 2x upscale
+        of a 1024 px image puts it exactly on the new tile grid, where two different
+        identifiers would garble each other; the same identifier reinforces itself."""
         return watermark.embed(picture, identifier_for(image_id))
 
     def sign(self, data: bytes, facts: ManifestFacts) -> bytes:
