@@ -43,7 +43,7 @@ class Detection:
 
     found: bool
     identifier: int | None
-    score: float  # sync peak height in standard deviations (unmarked images: about 4-5.5)
+    score: float  # sync peak height in standard deviations (unmarked images: about 4-6)
     period: tuple[float, float] | None = None  # tile size in pixels (x, y) in the analysed copy
 
 
