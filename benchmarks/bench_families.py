@@ -10,7 +10,7 @@ the same component (file size on the Hub / 2 bytes) and the paper's figure where
 ``PUBLISHED`` in each family's module names every source. The "4B / 6B / 20B" of each
 model's name is the denoiser alone, rounded; it is printed beside the exact count.
 
-Memory per mode uses GemPix's own advisor (``performance.estimate_needs``) on the counted
+Memory per mode uses GemPix's own advisor (``memory.estimate_needs``) on the counted
 weights in bf16 at the family's native 1024x1024: high = everything on the card, balanced =
 model offload (one component at a time), low = sequential offload (one layer at a time). The
 working-memory part of that formula was fitted to SD UNets; for these DiTs it is an estimate
@@ -79,7 +79,7 @@ def memory_table(components: dict[str, dict[str, object]], dtype_name: str, size
     """Per-mode needs from GemPix's advisor, and what each card size runs."""
     import torch
 
-    from gempix.engine import performance
+    from gempix.engine import memory
 
     dtype = getattr(torch, dtype_name)
     itemsize = torch.empty((), dtype=dtype).element_size()
@@ -97,17 +97,11 @@ def memory_table(components: dict[str, dict[str, object]], dtype_name: str, size
     print(f"  {'family':16} {'high':>7} {'balanced':>9} {'low':>7} {header}")
     for name, parts in components.items():
         pipe = types.SimpleNamespace(components=parts)
-        needs = performance.estimate_needs(
-            pipe, dtype=dtype, device="cuda", width=size, height=size
-        )
+        needs = memory.estimate_needs(pipe, dtype=dtype, device="cuda", width=size, height=size)
         cells = []
         for card in CARDS_GIB:
-            auto = [
-                m
-                for m in performance.CONCRETE_MODES
-                if needs[m] * performance.HEADROOM <= card * GiB
-            ]
-            asked = [m for m in performance.CONCRETE_MODES if needs[m] <= card * GiB]
+            auto = [m for m in memory.CONCRETE_MODES if needs[m] * memory.HEADROOM <= card * GiB]
+            asked = [m for m in memory.CONCRETE_MODES if needs[m] <= card * GiB]
             cell = auto[0] if auto else "none"
             if asked and asked[0] != cell:
                 cell += f" [{asked[0]}]"
