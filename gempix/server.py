@@ -34,6 +34,7 @@ from .api.ratelimit import client_id
 from .errors import SettingsError
 from .service import Studio
 from .settings import Settings
+from .ui.app import build_app, launch_options, running_on_space
 
 log = logging.getLogger("gempix.server")
 
@@ -67,18 +68,10 @@ class WebRateLimit:
 
 
 def ui_options() -> dict[str, Any]:
-    """How the web app is mounted: its own ``launch_options()`` where it has them, always
-    without run history (prompts would stay in the browser) and without error details."""
-    options: dict[str, Any] = {"footer_links": ["api"], "show_error": False}
-    try:
-        from .ui.app import launch_options
-    except ImportError:
-        launch_options = None
-    if launch_options is not None:
-        options.update(launch_options())
-    options["run_history"] = False
+    """How the web app is mounted: its ``launch_options()`` (no run history, no error details)
+    that ``gr.mount_gradio_app`` takes."""
     accepted = set(inspect.signature(gr.mount_gradio_app).parameters)
-    return {name: value for name, value in options.items() if name in accepted}
+    return {name: value for name, value in launch_options().items() if name in accepted}
 
 
 def build_server(
@@ -91,11 +84,9 @@ def build_server(
 ) -> FastAPI:
     """The whole app for ``studio``: API, web app (``blocks``, default ``ui.app.build_app``),
     and with ``mcp`` the MCP tool. ``ui=False`` serves the API alone."""
-    from gradio.utils import get_upload_folder
-
-    app = create_app(studio, config, cache_dirs=[get_upload_folder()])
+    app = create_app(studio, config)
     ctx: ApiContext = app.state.gempix
-    if ctx.config.web_limited:
+    if ctx.config.limited("web"):
         app.add_middleware(WebRateLimit, ctx=ctx)
     settings = studio.settings
     if mcp:
@@ -112,8 +103,6 @@ def build_server(
         )
     if ui:
         if blocks is None:
-            from .ui.app import build_app, running_on_space
-
             blocks = build_app(studio, on_space=running_on_space())
         gr.mount_gradio_app(
             app,

@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import Unsatisfiable
 
-from gempix import keys
 from gempix.api import API_PREFIX, ApiConfig, create_app
 from gempix.privacy.gate import confirm_age
 from gempix.privacy.identity import create_user
@@ -38,7 +37,7 @@ def fuzzed(tmp_path_factory, tiny_folder):
     studio = Studio(Settings.load({}, data_dir=str(root / "data"), model="tiny"))
     _, user_id = create_user(studio)
     confirm_age(studio.store, user_id)
-    key = keys.create_key(studio, user_id)[0]
+    key = studio.keys.create(user_id)[0]
     config = ApiConfig(
         rate_requests="100000/hour",
         rate_generate="10000/minute",

@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gempix import keys
 from gempix.api import API_PREFIX, ApiConfig
 from gempix.privacy.identity import LOCAL_USER
 from gempix.server import build_server, start_server
@@ -149,7 +148,7 @@ def test_mcp_lists_and_runs_the_generate_tool(https_server):
     )
     assert refused.isError and "API key" in refused.content[0].text
 
-    key = keys.create_key(studio, LOCAL_USER)[0]
+    key = studio.keys.create(LOCAL_USER)[0]
     result = asyncio.run(
         _mcp(
             url,

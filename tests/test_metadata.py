@@ -7,8 +7,8 @@ import re
 
 from PIL import Image
 
-from gempix.engine.request import GenerationRequest
 from gempix.metadata import AI_SOURCE_TYPE, XMP_KEY, read_params
+from gempix.params import GenerationRequest
 from gempix.service import Studio
 
 

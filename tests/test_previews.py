@@ -145,7 +145,7 @@ def test_models_without_a_tiny_decoder_say_so(loaded):
 
 
 def test_studio_generate_sends_one_preview_per_step_after_its_progress(studio):
-    from gempix.engine.request import GenerationRequest
+    from gempix.params import GenerationRequest
 
     events = []
     result = studio.generate(
@@ -163,7 +163,7 @@ def test_studio_generate_sends_one_preview_per_step_after_its_progress(studio):
 
 def test_without_a_preview_decoder_the_image_is_still_made(studio, monkeypatch):
     from gempix.engine import generate as engine_generate
-    from gempix.engine.request import GenerationRequest
+    from gempix.params import GenerationRequest
 
     def unavailable(loaded):
         raise ModelUnavailableError("not downloaded, and offline")

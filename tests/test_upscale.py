@@ -16,12 +16,12 @@ import pytest
 from PIL import Image
 
 from gempix.engine import esrgan
-from gempix.engine.request import GenerationRequest
 from gempix.engine.tiling import axis_tiles, choose_tile, ramp
 from gempix.engine.upscale import UPSCALE_INFO, Upscaler, upscale, upscale_target
 from gempix.errors import ModelUnavailableError, NotFoundError, ValidationError
 from gempix.export import export_image
 from gempix.metadata import AI_SOURCE_TYPE, save_png
+from gempix.params import GenerationRequest
 
 # Tiled and untiled results may differ by float rounding only: one 8-bit level.
 SEAM_TOLERANCE = 1
@@ -216,18 +216,17 @@ BAD_REQUESTS = [
     (dict(aspect="wide"), "aspect: 'wide' is not supported"),
     (dict(aspect="16:9:1"), "aspect: '16:9:1' is not supported"),
     (dict(aspect=""), "aspect: '' is not supported"),
-    (dict(upscaler="magic"), "upscaler: 'magic' is not available; choose one of auto, lanczos"),
-    (dict(upscaler=""), "upscaler: '' is not available"),
-    (dict(upscaler=None), "upscaler: None is not available"),
+    (dict(upscaler="magic"), "upscaler: 'magic' is not supported; choose one of auto, lanczos"),
+    (dict(upscaler=""), "upscaler: '' is not supported"),
+    (dict(upscaler=None), "upscaler: None is not supported"),
     (dict(resolution="8k", aspect="16:9"), "resolution: '8k' is not supported"),
 ]
 
 
 @pytest.mark.parametrize("fields,message", BAD_REQUESTS, ids=[m[:40] for _, m in BAD_REQUESTS])
 def test_bad_size_aspect_or_upscaler_is_refused_clearly(shared_studio, fields, message):
-    request = GenerationRequest(**{"prompt": "a lighthouse", **fields})
     with pytest.raises(ValidationError) as caught:
-        shared_studio.generate(request)
+        shared_studio.generate(GenerationRequest(**{"prompt": "a lighthouse", **fields}))
     assert message in caught.value.message
 
 

@@ -71,11 +71,8 @@ class Identity:
 
     def user(self, user_id: str) -> dict[str, Any] | None:
         """The user's row, or None for someone who has not made anything yet."""
-        try:
-            return self.studio.store.get_user(user_id)
-        except NotFoundError:
-            return None
+        return self.studio.privacy.user(user_id)
 
     def is_admin(self, user_id: str) -> bool:
-        user = self.user(user_id)
-        return bool(user and user["role"] == "admin" and not user["locked"])
+        """The core's one rule (``privacy.identity.is_admin``): the account's admin role."""
+        return self.studio.privacy.is_admin(user_id)
