@@ -13,12 +13,10 @@ against ``rate_web`` under a per-process pseudonym of the client address (memory
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
 import uvicorn
@@ -67,13 +65,6 @@ class WebRateLimit:
         await self.app(scope, receive, send)
 
 
-def ui_options() -> dict[str, Any]:
-    """How the web app is mounted: its ``launch_options()`` (no run history, no error details)
-    that ``gr.mount_gradio_app`` takes."""
-    accepted = set(inspect.signature(gr.mount_gradio_app).parameters)
-    return {name: value for name, value in launch_options().items() if name in accepted}
-
-
 def build_server(
     studio: Studio,
     *,
@@ -110,7 +101,7 @@ def build_server(
             path="/",
             server_name=settings.host,
             server_port=settings.port,
-            **ui_options(),
+            **launch_options(),
         )
     return app
 

@@ -131,3 +131,40 @@ def test_python_dash_m_and_help(cli):
     assert code == 0
     for command in ("generate", "models", "download", "serve"):
         assert command in out
+
+
+def test_every_request_field_is_a_generate_option_with_the_models_help_and_default():
+    from gempix.cli.generate import generate, option_name
+    from gempix.params import GenerationRequest, field_choices
+
+    options = {name: param for param in generate.params for name in param.opts}
+    for name, field in GenerationRequest.model_fields.items():
+        if name == "prompt":
+            assert "prompt" in options
+            continue
+        option = options[option_name(name)]
+        if name not in ("width", "height"):  # both are --size WxH
+            assert option.help == field.description, name
+            unset = option.default in (None, ()) or not option.show_default  # the model's
+            assert option.default == field.default or unset, name
+    assert tuple(options["--upscaler"].type.choices) == field_choices("upscaler")
+
+
+def test_generate_acts_for_the_account_of_a_user_key(cli, settings, tmp_path):
+    from conftest import confirmed_user
+
+    from gempix.privacy.identity import LOCAL_USER, new_user_key
+
+    with Studio(settings) as studio:
+        key, user_id = confirmed_user(studio)
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(key + "\n")
+    data = ("--data-dir", settings.data_dir, "-m", "tiny")
+    code, out, err = cli("generate", "a fox", "--seed", 3, "--user-key-file", key_file, *data)
+    assert code == 0, err
+    code, _, err = cli("generate", "a fox", "--user-key", new_user_key(), *data)
+    assert code == 2 and "Unknown user key" in err
+    with Studio(settings) as studio:
+        (row,) = studio.images.rows(user_id, limit=10)
+        assert row["seed"] == 3 and row["front_door"] == "cli" and out.startswith(row["file_path"])
+        assert studio.images.rows(LOCAL_USER, limit=10) == []

@@ -15,6 +15,7 @@ process, without the core knowing any front door's cache layout (docs/architectu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -95,17 +96,6 @@ def remove_file(path: Path) -> int | None:
     return size
 
 
-def remove_empty_parents(path: Path, stop: Path) -> None:
-    """Remove ``path``'s now-empty parent folders up to, not including, ``stop``."""
-    parent = path.parent
-    while parent != stop and parent.is_relative_to(stop):
-        try:
-            parent.rmdir()
-        except OSError:
-            return
-        parent = parent.parent
-
-
 def remove_tree(folder: Path) -> tuple[int, int]:
     """Delete a folder and everything in it; return (files, bytes) removed."""
     files = size = 0
@@ -177,7 +167,8 @@ class ServedCopies:
                 freed = remove_file(path)
                 if freed is not None:
                     files, size = files + 1, size + freed
-                    remove_empty_parents(path, path.parent.parent)
+                    with contextlib.suppress(OSError):  # the folder made for it, once empty
+                        path.parent.rmdir()
             file = self._file(user_id)
             if entries and kept:
                 file.write_text("".join(json.dumps([o, str(p)]) + "\n" for o, p in kept))

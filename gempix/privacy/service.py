@@ -38,10 +38,6 @@ class Privacy:
         """The user id a key opens; NotFoundError (one message) for any key that opens none."""
         return identity.open_user(self.studio, key)
 
-    def user_id_for(self, key: Any) -> str:
-        """The id a well-formed key stands for, whether or not its account exists yet."""
-        return identity.user_id_for(identity.server_secret(self.studio.settings), key)
-
     def user(self, user_id: str) -> dict[str, Any] | None:
         """The user's row, or None for someone who has not made anything yet."""
         try:

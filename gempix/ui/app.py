@@ -118,7 +118,7 @@ def build_app(studio: Studio, *, on_space: bool = False, max_queue: int = MAX_QU
                 gr.update(visible=not flags["confirmed"]),
                 False,
                 gr.update(visible=flags["notice"]),
-                gr.Tab(visible=ctx.identity.is_admin(user_id)),
+                gr.Tab(visible=ctx.studio.privacy.is_admin(user_id)),
             )
 
         start_outputs = [

@@ -68,11 +68,3 @@ class Identity:
         if key in (None, ""):
             raise ValidationError(NO_KEY)
         return user_id_for(self.secret, key)
-
-    def user(self, user_id: str) -> dict[str, Any] | None:
-        """The user's row, or None for someone who has not made anything yet."""
-        return self.studio.privacy.user(user_id)
-
-    def is_admin(self, user_id: str) -> bool:
-        """The core's one rule (``privacy.identity.is_admin``): the account's admin role."""
-        return self.studio.privacy.is_admin(user_id)

@@ -82,7 +82,7 @@ def build(ctx: Ctx) -> dict[str, Any]:
 
 
 def _view(ctx: Ctx, user_id: str) -> tuple[Any, ...]:
-    if ctx.identity.user(user_id) is None:
+    if ctx.studio.privacy.user(user_id) is None:
         return [], gr.update(choices=[], value=None)
     rows = ctx.studio.keys.list(user_id)
     active = [
@@ -110,7 +110,7 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
     @guarded
     def create(profile: gr.OAuthProfile | None, key_value, name):
         user_id = ctx.uid(key_value, profile)
-        if ctx.identity.user(user_id) is None:
+        if ctx.studio.privacy.user(user_id) is None:
             raise ValidationError("Please confirm your age at the top of the page first.")
         full_key, _row = ctx.studio.keys.create(user_id, "user", (name or "").strip())
         gr.Info("Key created. Copy it now: it will not be shown again.")

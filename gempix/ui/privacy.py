@@ -35,7 +35,7 @@ def age_text(ctx: Ctx) -> str:
 
 def user_flags(ctx: Ctx, user_id: str) -> dict[str, Any]:
     """Where the user stands, for the top of the page and the Privacy tab."""
-    user = ctx.identity.user(user_id)
+    user = ctx.studio.privacy.user(user_id)
     if user is None:
         return {"exists": False, "confirmed": False, "notice": False}
     return {
@@ -46,7 +46,7 @@ def user_flags(ctx: Ctx, user_id: str) -> dict[str, Any]:
 
 
 def _require_user(ctx: Ctx, user_id: str) -> None:
-    if ctx.identity.user(user_id) is None:
+    if ctx.studio.privacy.user(user_id) is None:
         raise ValidationError(
             "Please confirm your age at the top of the page first; until then nothing is "
             "stored about you."
@@ -55,7 +55,7 @@ def _require_user(ctx: Ctx, user_id: str) -> None:
 
 def choices_view(ctx: Ctx, user_id: str) -> tuple[Any, ...]:
     """The three toggles and a line saying where they stand."""
-    if ctx.identity.user(user_id) is None:
+    if ctx.studio.privacy.user(user_id) is None:
         return False, False, False, "Nothing is stored about you yet."
     states = ctx.studio.privacy.consent(user_id)
     training = states["training"]
