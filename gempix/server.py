@@ -194,7 +194,7 @@ def start_server(
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
         log_level="warning",
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=1,  # open event streams (a client's heartbeat) end at once
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="gempix-uvicorn", daemon=True)
