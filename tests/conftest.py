@@ -100,6 +100,22 @@ def fresh_studio(settings):
 
 
 @pytest.fixture
+def connections(monkeypatch) -> list:
+    """The address of every network connection the code under test opens (still really
+    opened): "fails fast offline" is asserted as "tried at most once" or "never", not by a
+    clock."""
+    opened: list = []
+    real = socket.socket.connect
+
+    def connect(sock, address):
+        opened.append(address)
+        return real(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return opened
+
+
+@pytest.fixture
 def cli():
     """``cli("generate", "a fox", ...)`` runs ``gempix`` with click's CliRunner and returns
     (exit code, stdout, stderr); ``input=`` feeds standard input."""

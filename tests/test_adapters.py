@@ -12,7 +12,6 @@ import io
 import json
 import shutil
 import struct
-import time
 import types
 import zlib
 
@@ -176,14 +175,13 @@ def test_model_without_published_adapter_is_a_clear_error():
         adapters.ensure_adapters(loaded)
 
 
-def test_offline_real_preset_fails_fast():
+def test_offline_real_preset_fails_fast(connections):
     # conftest sets HF_HUB_OFFLINE=1: the Hub counts as unreachable, and nothing is cached.
     pipe = types.SimpleNamespace(name_or_path="stabilityai/sdxl-turbo")
     loaded = LoadedModel(PRESETS["sdxl-turbo"], pipe, "cpu", torch.float32)
-    started = time.monotonic()
     with pytest.raises(ModelUnavailableError, match="gempix download sdxl-turbo"):
         adapters.ensure_adapters(loaded, hub_timeout=0.5)
-    assert time.monotonic() - started < 5
+    assert connections == []  # offline: not even one attempt
     assert getattr(loaded, "adapters", None) is None
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 
 import pytest
 import torch
@@ -124,13 +123,12 @@ def test_decoder_is_built_once_per_pipeline(loaded):
     assert previews.decoder_for(loaded) is previews.decoder_for(loaded)
 
 
-def test_real_models_fail_fast_and_clearly_offline(loaded):
+def test_real_models_fail_fast_and_clearly_offline(loaded, connections):
     # conftest sets HF_HUB_OFFLINE=1 and an empty HF_HOME: taesdxl is not cached.
     sdxl = LoadedModel(PRESETS["sdxl-turbo"], loaded.pipe, "cpu", torch.float32)
-    started = time.perf_counter()
     with pytest.raises(ModelUnavailableError) as caught:
         previews.PreviewDecoder(sdxl)
-    assert time.perf_counter() - started < 5
+    assert connections == []  # offline: not even one attempt
     assert "madebyollin/taesdxl" in caught.value.message
     assert "hf download madebyollin/taesdxl" in caught.value.message
 

@@ -8,7 +8,6 @@ detection as the real x4plus file (tests/test_srnets.py tests the networks thems
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import numpy as np
@@ -285,11 +284,10 @@ def test_missing_or_unreadable_weights_fail_clearly(tmp_path):
         Upscaler(other).upscale(picture(64, 64), (256, 256), "esrgan")
 
 
-def test_explicit_esrgan_offline_fails_at_once_with_a_download_hint():
-    started = time.perf_counter()
+def test_explicit_esrgan_offline_fails_at_once_with_a_download_hint(connections):
     with pytest.raises(ModelUnavailableError) as caught:
         Upscaler(hub_timeout=30).upscale(picture(64, 64), (256, 256), "esrgan")
-    assert time.perf_counter() - started < 5, "An offline download attempt did not fail fast."
+    assert connections == [], "An offline download was attempted."
     assert "gempix download esrgan" in caught.value.message
     assert caught.value.status == 503
 

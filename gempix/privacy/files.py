@@ -30,7 +30,6 @@ from ..params import MAX_REFERENCES
 from ..settings import Settings
 
 USER_FOLDERS = ("images", "references", "served")
-EXPORT_PREFIX = "gempix-export-"
 SERVED_FILE = "copies.jsonl"
 
 
