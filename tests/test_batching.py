@@ -118,14 +118,14 @@ def test_the_batch_runner_shares_calls_and_draws_the_single_run_images(
     entries = {entry["line"]: entry for entry in results(tmp_path / "out")}
     assert entries[4]["status"] == "error" and "width: 65" in entries[4]["error"]
 
-    alone = Studio(settings)
-    for number, fields in enumerate(lines, start=1):
-        if number == 4:
-            continue
-        (image,) = entries[number]["images"]
-        single = alone.render(GenerationRequest(**fields)).images[0]
-        got = np.asarray(Image.open(image["output"])).astype(int)
-        want = np.asarray(Image.open(single.path)).astype(int)
-        assert got.shape == want.shape
-        assert np.abs(got - want).max() <= 2, f"line {number} differs from its single run"
-        assert image["seed"] == fields["seed"]
+    with Studio(settings) as alone:
+        for number, fields in enumerate(lines, start=1):
+            if number == 4:
+                continue
+            (image,) = entries[number]["images"]
+            single = alone.render(GenerationRequest(**fields)).images[0]
+            got = np.asarray(Image.open(image["output"])).astype(int)
+            want = np.asarray(Image.open(single.path)).astype(int)
+            assert got.shape == want.shape
+            assert np.abs(got - want).max() <= 2, f"line {number} differs from its single run"
+            assert image["seed"] == fields["seed"]

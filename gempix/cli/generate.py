@@ -215,10 +215,8 @@ def upscale(generation_id, resolution, size, upscaler, out, user_key, user_key_f
     Example: gempix upscale 3f2a... --resolution 4k --upscaler esrgan -o big.png
     """
     width, height = size or (None, None)
-    with session(model_settings(**options), user_key, user_key_file, operator=True) as (
-        studio,
-        user_id,
-    ):
+    settings = model_settings(**options)
+    with session(settings, user_key, user_key_file, operator=True) as (studio, user_id):
         with ProgressBar() as progress:
             result = studio.upscale(
                 generation_id,
