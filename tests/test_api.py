@@ -12,13 +12,13 @@ import base64
 import dataclasses
 import io
 import json
-import shutil
 import threading
 import zipfile
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import tiny_settings
 from PIL import Image
 
 from gempix import keys
@@ -27,7 +27,6 @@ from gempix.privacy.gate import confirm_age
 from gempix.privacy.identity import create_user
 from gempix.server import start_server
 from gempix.service import Studio
-from gempix.settings import Settings
 
 SENTINEL = "zebra-sentinel-7f3a9c"
 MISSING = "0" * 32
@@ -78,17 +77,11 @@ class Api:
         return self.app.state.gempix
 
 
-def make_studio(root) -> Studio:
-    return Studio(Settings.load({}, data_dir=str(root / "data"), model="tiny"))
-
-
 @pytest.fixture(scope="module")
-def api_studio(tmp_path_factory, tiny_folder):
-    root = tmp_path_factory.mktemp("api")
-    shutil.copytree(tiny_folder, root / "data" / "models" / "tiny")
-    studio = make_studio(root)
-    yield studio
-    studio.close()
+def api_studio(tmp_path_factory, tiny_folder, tiny_models):
+    settings = tiny_settings(tmp_path_factory.mktemp("api") / "data", tiny_folder)
+    with Studio(settings, models=tiny_models) as studio:
+        yield studio
 
 
 def serve_app(app):

@@ -56,14 +56,15 @@ def new_key(studio: Studio, confirmed: bool = True, role: str = "user") -> tuple
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory):
+def servers(tmp_path_factory, tiny_models):
     """The strict server, and three studios that fail: a held store, a broken store, a model
     that is not there."""
     root = tmp_path_factory.mktemp("api-errors")
     started, studios = [], []
 
     def make(data_dir, model="tiny", config=STRICT):
-        studio = Studio(Settings.load({}, data_dir=str(data_dir), model=model))
+        settings = Settings.load({}, data_dir=str(data_dir), model=model)
+        studio = Studio(settings, models=tiny_models if model == "tiny" else None)
         studios.append(studio)
         app = create_app(studio, config)
         server = start_server(app)

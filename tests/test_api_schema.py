@@ -31,10 +31,11 @@ def operations(schema: dict) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory, tiny_folder):
+def fuzzed(tmp_path_factory, tiny_folder, tiny_models):
     root = tmp_path_factory.mktemp("schema")
     shutil.copytree(tiny_folder, root / "data" / "models" / "tiny")
-    studio = Studio(Settings.load({}, data_dir=str(root / "data"), model="tiny"))
+    settings = Settings.load({}, data_dir=str(root / "data"), model="tiny")
+    studio = Studio(settings, models=tiny_models)
     _, user_id = create_user(studio)
     confirm_age(studio.store, user_id)
     key = studio.keys.create(user_id)[0]

@@ -62,10 +62,11 @@ def self_signed(folder) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def https_server(tmp_path_factory, tiny_folder):
+def https_server(tmp_path_factory, tiny_folder, tiny_models):
     root = tmp_path_factory.mktemp("server")
     shutil.copytree(tiny_folder, root / "data" / "models" / "tiny")
-    studio = Studio(Settings.load({}, data_dir=str(root / "data"), model="tiny"))
+    settings = Settings.load({}, data_dir=str(root / "data"), model="tiny")
+    studio = Studio(settings, models=tiny_models)
     cert, key = self_signed(root)
     config = ApiConfig(rate_web="3/minute")
     server = start_server(

@@ -106,6 +106,13 @@ def app_factory(where, tiny_models):
     return start
 
 
+@pytest.fixture
+def app(app_factory):
+    started = app_factory()
+    yield started
+    started.close()
+
+
 def _download_dir(root: Path) -> Path:
     """A folder in Gradio's temp dir, as the web app makes one for each prepared download."""
     folder = root / f"gempix-{secrets.token_hex(8)}"
@@ -117,35 +124,30 @@ def sentinel() -> str:
     return f"SENTINEL{secrets.token_hex(6)}"
 
 
-def test_erasure_through_the_web_app_leaves_nothing(where, app_factory, tmp_path):
-    app, mark = app_factory(), sentinel()
-    try:
-        user = web_user(app, mark, tmp_path)
-        control(where, mark)
-        report, *_ = app.web.predict(user.key, "DELETE", api_name="/erase")
-        assert "Verified:** yes" in report
-    finally:
-        app.close()
-    assert written_holding(where, mark) == []
+def test_erasure_through_the_web_app_or_the_api_leaves_nothing(where, app, tmp_path):
+    """Two users of one running app: one erased in the web app, one with DELETE /me; the
+    other's files are searched too, so an erasure that took too much would show."""
+    through_web, through_api = sentinel(), sentinel()
+    web_only = web_user(app, through_web, tmp_path)
+    api_user = web_user(app, through_api, tmp_path)
+    api_key, *_ = app.web.predict(api_user.key, "laptop", api_name="/create_api_key")
+    control(where, through_web)
+    control(where, through_api)
 
+    report, *_ = app.web.predict(web_only.key, "DELETE", api_name="/erase")
+    assert "Verified:** yes" in report
+    assert written_holding(where, through_web) == []
+    control(where, through_api)  # the other user's copies are all still there
 
-def test_erasure_through_the_api_leaves_nothing(where, app_factory, tmp_path):
-    app, mark = app_factory(), sentinel()
-    try:
-        user = web_user(app, mark, tmp_path)
-        api_key, *_ = app.web.predict(user.key, "laptop", api_name="/create_api_key")
-        control(where, mark)
-        answer = httpx.delete(
-            f"{app.url}{API_PREFIX}/me",
-            params={"confirm": "true"},
-            headers={"Authorization": f"Bearer {api_key}"},
-            timeout=60,
-        )
-        assert answer.status_code == 200 and answer.json()["verified"] is True
-        assert answer.json()["cached_copies"] >= 6  # 2 images x (PNG copy) + JPEG + ...
-    finally:
-        app.close()
-    assert written_holding(where, mark) == []
+    answer = httpx.delete(
+        f"{app.url}{API_PREFIX}/me",
+        params={"confirm": "true"},
+        headers={"Authorization": f"Bearer {api_key}"},
+        timeout=60,
+    )
+    assert answer.status_code == 200 and answer.json()["verified"] is True
+    assert answer.json()["cached_copies"] >= 6  # PNG copies, the JPEG, the WebP, uploads...
+    assert written_holding(where, through_api) == []
 
 
 def test_delete_image_and_erasure_through_the_cli_leave_nothing(where, app_factory, cli, tmp_path):

@@ -324,8 +324,9 @@ def test_export_quality_changes_the_size_and_png_is_untouched(stored_png):
     "fmt,quality,message",
     [
         ("gif", 90, "format: 'gif' is not supported"),
-        ("jpeg", 0, "quality: expected a whole number from 1 to 100, got 0"),
-        ("webp", 101, "got 101"),
+        ("jpeg", 0, "quality: 0 is out of range; allowed 1 to 100"),
+        ("webp", 101, "quality: 101 is out of range"),
+        ("jpeg", 90.5, "quality: expected a whole number, got 90.5"),
         ("jpeg", "high", "got 'high'"),
     ],
 )
