@@ -25,14 +25,17 @@ import threading
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from .errors import ValidationError
+from .errors import PermissionDenied, ValidationError
 from .store.usage import FRONT_DOORS, MODEL, RESOLUTION_CLASSES, check_event
 from .store.values import as_utc, utcnow
+
+if TYPE_CHECKING:
+    from .service import Studio
 
 TOTAL = "(all)"  # the label of a total row or column; no style, model or day looks like it
 MIN_K = 5
@@ -350,8 +353,35 @@ def snapshot(store, out_dir: str | Path, now: datetime | None = None) -> Path:
     return store.export_usage_events(out / f"usage-events-{stamp}.parquet")
 
 
+class Analytics:
+    """``studio.analytics``: the reports and snapshots, for admins only, at every door."""
+
+    def __init__(self, studio: Studio):
+        self.studio = studio
+
+    def _admitted(self, user_id: str):
+        if not self.studio.settings.data_dir.is_dir():
+            raise ValidationError(f"No GemPix data in {self.studio.settings.data_dir} yet.")
+        if not self.studio.privacy.is_admin(user_id):
+            raise PermissionDenied("Analytics are for administrators of this GemPix.")
+        return self.studio.store
+
+    def report(
+        self, user_id: str, since: Since = "30d"
+    ) -> tuple[datetime, dict[str, pd.DataFrame]]:
+        """The window's start and every aggregate (``report``), k from the settings."""
+        start = parse_since(since)
+        store = self._admitted(user_id)
+        store.flush()
+        return start, report(store, start)
+
+    def snapshot(self, user_id: str, out_dir: str | Path) -> Path:
+        return snapshot(self._admitted(user_id), out_dir)
+
+
 __all__ = [
     "FRONT_DOORS",
+    "Analytics",
     "RESOLUTION_CLASSES",
     "TOTAL",
     "VisitorHasher",

@@ -1,14 +1,15 @@
 """Many requests from a JSONL file: resumable, with progress, split across processes.
 
-Each input line is one full request (the fields of ``GenerationRequest``; ``init_image`` is a
-path). Results go to ``OUT/results.rank<N>.jsonl``, one line per request, written as each
-finishes, so an interrupted run resumes where it stopped: a line whose index and content hash
-already have an ``ok`` result is skipped.
+Each input line is one full request, checked by the request model (``gempix.params``: the
+fields of the HTTP API's body; images are paths). Results go to ``OUT/results.rank<N>.jsonl``,
+one line per request, written as each finishes, so an interrupted run resumes where it
+stopped: a line whose index and content hash already have an ``ok`` result is skipped.
 
 Under ``torchrun --nproc_per_node N`` (or ``accelerate launch`` on GPUs) accelerate's
 ``PartialState`` splits the pending lines between processes; every rank renders its share
-without touching the database, and only the main process records the generations in the
-store afterwards (DuckDB allows one writer). The data directory must be shared by the ranks.
+without touching the database, and only the main process admits the local operator first and
+records afterwards what ``Studio.generate`` records: the generations and one usage event per
+attempt (each counted once, across resumed runs). The data directory must be shared.
 
 Each rank takes its lines ``LOOKAHEAD`` x ``GEMPIX_MAX_BATCH`` at a time and renders
 same-shape requests among them together, at most ``GEMPIX_MAX_BATCH`` images per pipeline
@@ -23,18 +24,20 @@ import hashlib
 import json
 import os
 import shutil
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .engine.request import GenerationRequest
 from .errors import GemPixError, NotFoundError, ValidationError
+from .params import GenerationRequest
 from .privacy.identity import LOCAL_USER
 from .service import GeneratedImage, GenerationResult, Studio
 from .settings import Settings
 
-REQUEST_FIELDS = {field.name for field in dataclasses.fields(GenerationRequest)}
 RESULTS_GLOB = "results.rank*.jsonl"
+COUNTED_FILE = "counted.txt"  # attempts already counted as usage events
 # Lines looked at together per GEMPIX_MAX_BATCH image: enough for same-shape lines a few lines
 # apart to share a call, few enough that an interrupted run loses little finished work.
 LOOKAHEAD = 4
@@ -72,16 +75,12 @@ def read_lines(path: Path) -> list[BatchLine]:
             raise ValidationError(f"{path}:{number}: not valid JSON ({error.msg}).") from None
         if not isinstance(fields, dict):
             raise ValidationError(f"{path}:{number}: expected a JSON object with a prompt.")
-        unknown = sorted(set(fields) - REQUEST_FIELDS)
-        if unknown:
-            raise ValidationError(
-                f"{path}:{number}: unknown field(s) {', '.join(unknown)}; "
-                f"allowed: {', '.join(sorted(REQUEST_FIELDS))}."
-            )
-        if "styles" in fields and isinstance(fields["styles"], list):
-            fields["styles"] = tuple(fields["styles"])
+        try:
+            request = GenerationRequest(**fields)
+        except ValidationError as error:
+            raise ValidationError(f"{path}:{number}: {error.message}") from None
         digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
-        lines.append(BatchLine(number, digest, GenerationRequest(**fields)))
+        lines.append(BatchLine(number, digest, request))
     return lines
 
 
@@ -108,9 +107,9 @@ def _place(source: Path, target: Path) -> None:
 
 def _entry(line: BatchLine, result: GenerationResult | GemPixError, out_dir: Path) -> dict:
     """The results line of one input line, its images placed in ``out_dir/images``."""
-    entry: dict[str, Any] = {"line": line.index, "digest": line.digest}
+    entry: dict[str, Any] = {"line": line.index, "digest": line.digest, "attempt": uuid.uuid4().hex}
     if isinstance(result, GemPixError):
-        return {**entry, "status": "error", "error": result.message}
+        return {**entry, "status": "error", "error": result.message, "class": type(result).__name__}
     images = []
     for number, image in enumerate(result.images, start=1):
         output = out_dir / "images" / f"line{line.index:05d}-{number}.png"
@@ -126,32 +125,43 @@ def _entry(line: BatchLine, result: GenerationResult | GemPixError, out_dir: Pat
     }
 
 
-def _record_new(studio: Studio, out_dir: Path) -> None:
-    """Main process only: put every ok result not yet in the store into it (idempotent)."""
-    studio.store.ensure_user(LOCAL_USER)
-    for entry in results(out_dir):
-        if entry["status"] != "ok":
-            continue
-        images = [
-            GeneratedImage(
-                image["id"],
-                Path(image["path"]),
-                image["seed"],
-                image["width"],
-                image["height"],
-                image["params"],
-            )
-            for image in entry["images"]
-        ]
-        try:
-            studio.store.get_generation(LOCAL_USER, images[0].id)
-            continue
-        except NotFoundError:
-            pass
-        result = GenerationResult(
-            images, entry["model"], entry["warnings"], "", entry["duration_ms"]
+def _record_new(studio: Studio, lines: list[BatchLine], out_dir: Path) -> None:
+    """Main process only: what ``Studio.generate`` records, for every result not yet recorded:
+    the generations of ``ok`` lines and one usage event per attempt (idempotent)."""
+    requests = {(line.index, line.digest): line.request for line in lines}
+    counted_path = out_dir / COUNTED_FILE
+    counted = set(counted_path.read_text().split()) if counted_path.is_file() else set()
+    with counted_path.open("a") as ledger:
+        for entry in results(out_dir):
+            request = requests.get((entry["line"], entry["digest"]))
+            if request is None or entry.get("attempt") in counted:
+                continue
+            result = _new_result(studio, entry) if entry["status"] == "ok" else None
+            started = time.perf_counter() - entry.get("duration_ms", 0) / 1000
+            error = "" if result else entry.get("class", "GemPixError")
+            studio.record_usage(request, LOCAL_USER, "cli", started, result, error)
+            ledger.write(f"{entry['attempt']}\n")
+
+
+def _new_result(studio: Studio, entry: dict[str, Any]) -> GenerationResult:
+    """The result of an ok line, recorded in the store unless it already is."""
+    images = [
+        GeneratedImage(
+            image["id"],
+            Path(image["path"]),
+            image["seed"],
+            image["width"],
+            image["height"],
+            image["params"],
         )
+        for image in entry["images"]
+    ]
+    result = GenerationResult(images, entry["model"], entry["warnings"], "", entry["duration_ms"])
+    try:
+        studio.store.get_generation(LOCAL_USER, images[0].id)
+    except NotFoundError:
         studio.record(result, user_id=LOCAL_USER, front_door="cli")
+    return result
 
 
 def run_batch(settings: Settings, prompts: Path, out_dir: Path, show_progress: bool = True):
@@ -166,6 +176,9 @@ def run_batch(settings: Settings, prompts: Path, out_dir: Path, show_progress: b
     done = _done(out_dir)
     pending = [line for line in lines if (line.index, line.digest) not in done]
     studio = Studio(settings)
+    if state.is_main_process and pending:
+        with studio:  # refused (an account being erased...) before any work
+            studio.admit(pending[0].request, LOCAL_USER)
     results_path = out_dir / f"results.rank{state.process_index}.jsonl"
     finished = failed = 0
     with state.split_between_processes(pending) as mine, results_path.open("a") as log:
@@ -185,7 +198,7 @@ def run_batch(settings: Settings, prompts: Path, out_dir: Path, show_progress: b
     state.wait_for_everyone()
     if state.is_main_process:
         with studio:
-            _record_new(studio, out_dir)
+            _record_new(studio, lines, out_dir)
     return BatchSummary(
         total=len(lines),
         skipped=len(lines) - len(pending),

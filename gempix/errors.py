@@ -29,6 +29,12 @@ class SettingsError(ValidationError):
     """A setting (env var or argument) has a value outside its allowed set."""
 
 
+class PermissionDenied(GemPixError):
+    """The caller may not do this (an admin-only report, a key whose role is too narrow)."""
+
+    status = 403
+
+
 class NotFoundError(GemPixError):
     """The thing does not exist, or belongs to someone else: both look the same on purpose."""
 

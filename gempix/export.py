@@ -16,6 +16,7 @@ from PIL import Image
 
 from .errors import ValidationError
 from .metadata import XMP_KEY
+from .params import whole
 
 FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}
 MEDIA_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
@@ -32,12 +33,6 @@ def check_format(fmt: object) -> str:
     return FORMATS[key]
 
 
-def check_quality(quality: object) -> int:
-    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
-        raise ValidationError(f"quality: expected a whole number from 1 to 100, got {quality!r}.")
-    return quality
-
-
 def export_image(
     png_path: str | Path, format: str = "jpeg", quality: int = DEFAULT_QUALITY
 ) -> bytes:
@@ -47,7 +42,7 @@ def export_image(
     resolution (4:4:4); below, Pillow's 4:2:0.
     """
     target = check_format(format)
-    quality = check_quality(quality)
+    quality = whole(quality, "quality", 1, 100)
     path = Path(png_path)
     if not path.is_file():
         raise ValidationError(f"image: no such file: {path.name}")

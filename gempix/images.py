@@ -7,6 +7,7 @@ odd modes (CMYK, alpha, 16-bit, palette). The result is always an EXIF-upright R
 
 from __future__ import annotations
 
+import hashlib
 import io
 import warnings
 from pathlib import Path
@@ -53,6 +54,12 @@ def load_image(
     except (OSError, SyntaxError, ValueError):
         raise ValidationError(f"{field}: the image file is truncated or corrupt.") from None
     return to_rgb(ImageOps.exif_transpose(image))
+
+
+def pixel_digest(image: Image.Image) -> str:
+    """SHA-256 of an image's size and RGB pixels (the same picture in any file format)."""
+    rgb = image if image.mode == "RGB" else to_rgb(image)
+    return hashlib.sha256(f"{rgb.width}x{rgb.height}:".encode() + rgb.tobytes()).hexdigest()
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -7,9 +7,12 @@ leak reveals no usable key and, without the installation's server secret, no key
 checked offline. Verification compares digests with ``hmac.compare_digest`` and does the same
 work for unknown, malformed and revoked keys, which all get one and the same error.
 
-A key belongs to a user (its ``user_id``) and has a role, ``user`` or ``admin``: requests made
-with it act as that user, who still passes the age gate like in the web app. The HTTP API, the
-CLI (``gempix keys``) and the web app's API tab all call these functions.
+A key belongs to a user (its ``user_id``): requests made with it act as that user, who still
+passes the age gate like in the web app. Who is an admin is decided in one place, the account's
+role (``privacy.identity.is_admin``: ``gempix user role admin``; the local operator always is);
+a key's own role can only narrow that: an ``admin`` key acts as admin while its account is one,
+a ``user`` key never does. The HTTP API, the CLI (``gempix keys``) and the web app's API tab
+all go through ``studio.keys`` (``Keys``).
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import re
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from .errors import GemPixError, ValidationError
-from .privacy.identity import LOCAL_USER, server_secret
+from .errors import GemPixError, PermissionDenied, ValidationError
+from .privacy.identity import LOCAL_USER, is_admin, server_secret
 from .store.users import ROLES
 
 if TYPE_CHECKING:
@@ -44,12 +47,6 @@ class InvalidKeyError(GemPixError):
     def __init__(self, message: str = UNKNOWN_API_KEY, prefix: str | None = None):
         super().__init__(message)
         self.prefix = prefix  # set only for a real key's prefix (a wrong secret), for the log
-
-
-class PermissionDenied(GemPixError):
-    """A valid key whose role may not do this (HTTP 403)."""
-
-    status = 403
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,32 +73,6 @@ def _check_role(role: Any) -> str:
     return role
 
 
-def create_key(
-    studio: Studio, user_id: str, role: str = "user", name: str = ""
-) -> tuple[str, dict[str, Any]]:
-    """A new key for ``user_id``: ``(full_key, row)``. Show ``full_key`` once; it is not kept.
-
-    ``name`` is a label (1-64 printable characters; empty gives ``key <prefix>``). The local
-    operator's account is created on first use; any other user must exist already (they are
-    created when they first use the web app or by ``privacy.create_user``).
-    """
-    _check_role(role)
-    name = (name or "").strip()
-    prefix = secrets.token_hex(PREFIX_HEX // 2)
-    secret = secrets.token_urlsafe(SECRET_BYTES)
-    if user_id == LOCAL_USER:
-        studio.store.ensure_user(LOCAL_USER)
-    studio.store.create_api_key_row(
-        prefix,
-        user_id,
-        name or f"key {prefix}",
-        role,
-        hash_secret(server_secret(studio.settings), prefix, secret),
-    )
-    row = studio.store.get_api_key(prefix) or {}
-    return f"{KEY_START}{prefix}_{secret}", _public(row)
-
-
 def _public(row: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in row.items() if name != "secret_hash"}
 
@@ -117,56 +88,99 @@ def parse_key(value: Any) -> tuple[str, str] | None:
     return (match.group(1), match.group(2)) if match else None
 
 
-def verify_key(studio: Studio, bearer: Any) -> KeyInfo:
-    """Who ``bearer`` (a key, with or without ``Bearer``) speaks for; else InvalidKeyError.
-
-    One store read by prefix, then a constant-time comparison of HMAC digests. Malformed,
-    unknown and revoked keys take the same path and get the same error.
-    """
-    parsed = parse_key(bearer)
-    prefix, secret = parsed if parsed else ("0" * PREFIX_HEX, "")
-    row = studio.store.get_api_key(prefix) if parsed else None
-    expected = row["secret_hash"] if row else _DUMMY_HASH
-    actual = hash_secret(server_secret(studio.settings), prefix, secret)
-    matches = hmac.compare_digest(expected.encode(), actual.encode())
-    if row is None or not matches or row.get("revoked_at") is not None:
-        raise InvalidKeyError(prefix=prefix if row is not None else None)
-    return KeyInfo(prefix=prefix, user_id=row["user_id"], role=row["role"])
-
-
 def require_role(info: KeyInfo, role: str) -> KeyInfo:
     """``info`` if its role allows ``role``'s actions (admin allows everything)."""
     _check_role(role)
     if role == "admin" and not info.is_admin:
-        raise PermissionDenied("This needs an admin key; this key has the role 'user'.")
+        raise PermissionDenied("This needs an admin key of an account with the admin role.")
     return info
 
 
-def list_keys(studio: Studio, user_id: str | None = None) -> list[dict[str, Any]]:
-    """Keys newest first, never with their hashes: one user's, or everyone's when None."""
-    return studio.store.list_api_keys(user_id)
+class Keys:
+    """The API keys of each user: created and shown once, listed, revoked, verified."""
 
+    def __init__(self, studio: Studio):
+        self.studio = studio
 
-def revoke_key(studio: Studio, user_id: str | None, prefix: str) -> None:
-    """Revoke a key now: the owner's own (``user_id``), or any key when ``user_id`` is None
-    (the operator's CLI, admins). Another user's prefix is "not found", like a missing one."""
-    if not isinstance(prefix, str) or not prefix.strip():
-        raise ValidationError("prefix: give the key's prefix (the part after gpx_).")
-    prefix = prefix.strip()
-    if prefix.startswith(KEY_START):  # a whole key or "gpx_<prefix>" pasted: take the prefix
-        prefix = prefix[len(KEY_START) :].split("_", 1)[0]
-    studio.store.revoke_api_key(prefix, user_id)
+    def create(
+        self, user_id: str, role: str = "user", name: str = ""
+    ) -> tuple[str, dict[str, Any]]:
+        """A new key for ``user_id``: ``(full_key, row)``. Show ``full_key`` once; it is not kept.
+
+        ``name`` is a label (1-64 printable characters; empty gives ``key <prefix>``). The local
+        operator's account is created on first use; any other user must exist already (they
+        are created when they first use the web app or by ``studio.privacy.create_user``). An
+        ``admin`` key needs an admin account.
+        """
+        _check_role(role)
+        store = self.studio.store
+        owner = store.ensure_user(LOCAL_USER) if user_id == LOCAL_USER else store.get_user(user_id)
+        if role == "admin" and not is_admin(owner):
+            raise PermissionDenied(
+                "role: an admin key needs an admin account (gempix user role admin)."
+            )
+        name = (name or "").strip()
+        prefix = secrets.token_hex(PREFIX_HEX // 2)
+        secret = secrets.token_urlsafe(SECRET_BYTES)
+        store.create_api_key_row(
+            prefix,
+            user_id,
+            name or f"key {prefix}",
+            role,
+            hash_secret(server_secret(self.studio.settings), prefix, secret),
+        )
+        return f"{KEY_START}{prefix}_{secret}", _public(store.get_api_key(prefix) or {})
+
+    def verify(self, bearer: Any) -> KeyInfo:
+        """Who ``bearer`` (a key, with or without ``Bearer``) speaks for; else InvalidKeyError.
+
+        One store read by prefix, then a constant-time comparison of HMAC digests. Malformed,
+        unknown and revoked keys take the same path and get the same error. The role is
+        ``admin`` only for an admin key of an account that is an admin now.
+        """
+        parsed = parse_key(bearer)
+        prefix, secret = parsed if parsed else ("0" * PREFIX_HEX, "")
+        store = self.studio.store
+        row = store.get_api_key(prefix) if parsed else None
+        expected = row["secret_hash"] if row else _DUMMY_HASH
+        actual = hash_secret(server_secret(self.studio.settings), prefix, secret)
+        matches = hmac.compare_digest(expected.encode(), actual.encode())
+        if row is None or not matches or row.get("revoked_at") is not None:
+            raise InvalidKeyError(prefix=prefix if row is not None else None)
+        admin = row["role"] == "admin" and is_admin(store.get_user(row["user_id"]))
+        return KeyInfo(prefix=prefix, user_id=row["user_id"], role="admin" if admin else "user")
+
+    def list(self, user_id: str | None = None) -> list[dict[str, Any]]:
+        """Keys newest first, never with their hashes: one user's, or everyone's when None."""
+        return self.studio.store.list_api_keys(user_id)
+
+    def revoke(self, user_id: str | None, prefix: str) -> None:
+        """Revoke a key now: the owner's own (``user_id``), or any key when ``user_id`` is None
+        (the operator's CLI). Another user's prefix is "not found", like a missing one."""
+        if not isinstance(prefix, str) or not prefix.strip():
+            raise ValidationError("prefix: give the key's prefix (the part after gpx_).")
+        prefix = prefix.strip()
+        if prefix.startswith(KEY_START):  # a whole key or "gpx_<prefix>" pasted: take the prefix
+            prefix = prefix[len(KEY_START) :].split("_", 1)[0]
+        self.studio.store.revoke_api_key(prefix, user_id)
+
+    def touch(self, prefix: str) -> None:
+        """Note that the key was used now (``last_used_at``)."""
+        self.studio.store.touch_api_key(prefix)
+
+    def log_request(self, route: str, method: str, status: int, latency_ms: float, **facts: Any):
+        """One row of the API request log: route template, method, status, latency, and the
+        key prefix, user and error class in ``facts``; never a body, a secret or an address."""
+        self.studio.store.record_api_request(route, method, status, latency_ms, **facts)
 
 
 __all__ = [
+    "ROLES",
     "InvalidKeyError",
     "KeyInfo",
+    "Keys",
     "PermissionDenied",
-    "create_key",
     "hash_secret",
-    "list_keys",
     "parse_key",
     "require_role",
-    "revoke_key",
-    "verify_key",
 ]

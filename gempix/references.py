@@ -15,21 +15,23 @@ from typing import Any
 from .engine import adapters, zerogpu
 from .engine.adapters import Conditioning, ReferenceEmbeddings
 from .engine.models import LoadedModel
-from .engine.request import DEFAULT_CHARACTER_STRENGTH, GenerationRequest
 from .errors import NotFoundError, ValidationError
-from .images import load_image
+from .images import load_image, pixel_digest
+from .params import DEFAULT_CHARACTER_STRENGTH, GenerationRequest
 from .store import Store
 
 
 @dataclasses.dataclass(frozen=True)
 class CharacterUse:
-    """The character a generation was made with: a saved one (id, name) or one-off images."""
+    """The character a generation was made with: a saved one (id, name) or one-off images
+    (kept in the metadata as the SHA-256 of their pixels only)."""
 
     id: str | None
     name: str | None
     strength: float
     face: bool
     embeddings: ReferenceEmbeddings
+    sha256: tuple[str, ...] = ()
 
     def params(self) -> dict[str, Any]:
         return {
@@ -38,6 +40,7 @@ class CharacterUse:
             "strength": self.strength,
             "face": self.face,
             "references": self.embeddings.count,
+            **({"sha256": list(self.sha256)} if self.sha256 else {}),
         }
 
 
@@ -45,6 +48,7 @@ class CharacterUse:
 class Resolved:
     conditioning: Conditioning | None = None
     character: CharacterUse | None = None
+    style_sha256: str | None = None  # the style image's pixels, not the image
 
     def params(self) -> dict[str, Any]:
         """What goes into each image's parameters (and so its metadata)."""
@@ -52,7 +56,12 @@ class Resolved:
         style = conditioning is not None and conditioning.style is not None
         return {
             "character": self.character.params() if self.character else None,
-            "style_reference": {"strength": conditioning.style_strength} if style else None,
+            "style_reference": {
+                "strength": conditioning.style_strength,
+                "sha256": self.style_sha256,
+            }
+            if style
+            else None,
         }
 
 
@@ -130,6 +139,7 @@ def resolve(
             strength=DEFAULT_CHARACTER_STRENGTH if strength is None else float(strength),
             face=face,
             embeddings=embeddings,
+            sha256=tuple(pixel_digest(image) for image in one_off or ()),
         )
     conditioning = Conditioning(
         style=style,
@@ -137,4 +147,5 @@ def resolve(
         character=character.embeddings if character else None,
         character_strength=character.strength if character else 0.0,
     )
-    return Resolved(conditioning, character)
+    style_sha256 = pixel_digest(style_image) if style_image is not None else None
+    return Resolved(conditioning, character, style_sha256)

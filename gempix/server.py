@@ -13,12 +13,10 @@ against ``rate_web`` under a per-process pseudonym of the client address (memory
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
 import uvicorn
@@ -34,6 +32,7 @@ from .api.ratelimit import client_id
 from .errors import SettingsError
 from .service import Studio
 from .settings import Settings
+from .ui.app import build_app, launch_options, running_on_space
 
 log = logging.getLogger("gempix.server")
 
@@ -66,21 +65,6 @@ class WebRateLimit:
         await self.app(scope, receive, send)
 
 
-def ui_options() -> dict[str, Any]:
-    """How the web app is mounted: its own ``launch_options()`` where it has them, always
-    without run history (prompts would stay in the browser) and without error details."""
-    options: dict[str, Any] = {"footer_links": ["api"], "show_error": False}
-    try:
-        from .ui.app import launch_options
-    except ImportError:
-        launch_options = None
-    if launch_options is not None:
-        options.update(launch_options())
-    options["run_history"] = False
-    accepted = set(inspect.signature(gr.mount_gradio_app).parameters)
-    return {name: value for name, value in options.items() if name in accepted}
-
-
 def build_server(
     studio: Studio,
     *,
@@ -91,11 +75,9 @@ def build_server(
 ) -> FastAPI:
     """The whole app for ``studio``: API, web app (``blocks``, default ``ui.app.build_app``),
     and with ``mcp`` the MCP tool. ``ui=False`` serves the API alone."""
-    from gradio.utils import get_upload_folder
-
-    app = create_app(studio, config, cache_dirs=[get_upload_folder()])
+    app = create_app(studio, config)
     ctx: ApiContext = app.state.gempix
-    if ctx.config.web_limited:
+    if ctx.config.limited("web"):
         app.add_middleware(WebRateLimit, ctx=ctx)
     settings = studio.settings
     if mcp:
@@ -112,8 +94,6 @@ def build_server(
         )
     if ui:
         if blocks is None:
-            from .ui.app import build_app, running_on_space
-
             blocks = build_app(studio, on_space=running_on_space())
         gr.mount_gradio_app(
             app,
@@ -121,7 +101,7 @@ def build_server(
             path="/",
             server_name=settings.host,
             server_port=settings.port,
-            **ui_options(),
+            **launch_options(),
         )
     return app
 
@@ -214,7 +194,7 @@ def start_server(
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
         log_level="warning",
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=1,  # open event streams (a client's heartbeat) end at once
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="gempix-uvicorn", daemon=True)

@@ -1,8 +1,11 @@
-"""The core: what "generate" means, the same for the web UI, HTTP API, CLI and notebooks.
+"""The core: ``Studio``, the one thing every front door (web app, HTTP API, CLI, notebook) calls.
 
-Front doors translate to and from these calls and nothing else, so validation, metadata and
-file handling are identical everywhere. ``engine/`` knows nothing of users or files; this
-module owns where images go and what they carry.
+It owns what "generate" and "upscale" mean (where images go, what they carry, who may make
+them, what is counted) and composes the services for the rest: ``studio.images``,
+``studio.characters``, ``studio.privacy``, ``studio.keys``, ``studio.analytics``. Front doors
+translate to and from these calls and nothing else, so validation, metadata, consent, limits
+and deletion are identical everywhere (docs/architecture.md). ``engine/`` knows nothing of
+users or files.
 """
 
 from __future__ import annotations
@@ -18,27 +21,34 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, references
-from .analytics import VisitorHasher, make_event
+from .analytics import Analytics, VisitorHasher, make_event
+from .characters import Characters
 from .engine import zerogpu
 from .engine.adapters import consistency_score
 from .engine.batching import run_batched
 from .engine.coalesce import Coalescer
 from .engine.detail import DetailJob
+from .engine.esrgan import download_default
 from .engine.generate import Progress, prompt_warnings
-from .engine.models import LoadedModel, ModelManager
-from .engine.presets import ModelPreset
+from .engine.models import LoadedModel, ModelManager, is_downloaded
+from .engine.models import download as download_model
+from .engine.presets import AUTO_CPU, AUTO_GPU, PRESETS, ModelPreset
 from .engine.previews import OnPreview
-from .engine.request import GenerationRequest, Plan, check, plan
-from .engine.sizes import RESOLUTIONS
+from .engine.request import Plan, plan
+from .engine.tiny import is_built
 from .engine.upscale import UPSCALE_INFO, Upscaler, check_backend, upscale_target, upscaler_for
-from .errors import GemPixError
+from .errors import GemPixError, ValidationError
+from .gallery import Images
 from .images import load_image
+from .keys import Keys
 from .metadata import save_png
-from .privacy.gate import admit
+from .params import GenerationRequest
+from .privacy.files import ServedCopies
 from .privacy.identity import LOCAL_USER
+from .privacy.service import Privacy
 from .settings import Settings
 from .store import Store
-from .styles import Style, apply_styles, load_presets
+from .styles import apply_styles, load_presets
 
 log = logging.getLogger("gempix.service")
 NEGATIVE_IGNORED = (
@@ -103,6 +113,7 @@ def image_params(
         "upscaler": None,  # what ran: set from the upscaler's report (Studio.render)
         "img2img": resolved.init_image is not None,
         "strength": resolved.strength if resolved.init_image is not None else None,
+        "init_sha256": resolved.init_sha256,
         "model": loaded.name,
         "styles": list(request.styles),
         "batch_index": index,
@@ -113,50 +124,30 @@ def image_params(
     }
 
 
-def styled_request(
-    request: GenerationRequest, preset: ModelPreset, extra: dict[str, Style] | None = None
-) -> GenerationRequest:
+def styled_request(request: GenerationRequest, preset: ModelPreset) -> GenerationRequest:
     """Apply the request's styles; their recommended values fill only what the user left unset.
 
     Turbo models (guidance 0 by design) keep their own steps and guidance.
     """
     if not request.styles:
         return request
-    styled = apply_styles(request.prompt, request.negative_prompt, request.styles, extra=extra)
+    styled = apply_styles(request.prompt, request.negative_prompt, request.styles)
     recommended = styled.recommended if preset.guidance > 0 else {}
     sized = request.width is not None or request.height is not None
     steps = recommended.get("steps")
-    return dataclasses.replace(
-        request,
-        prompt=styled.prompt,
-        negative_prompt=styled.negative,
-        styles=styled.names,
-        guidance=request.guidance if request.guidance is not None else recommended.get("guidance"),
-        steps=request.steps
-        if request.steps is not None or steps is None
-        else min(steps, preset.max_steps),
-        aspect=request.aspect or (None if sized else styled.recommended.get("aspect")),
-    )
-
-
-def request_from_params(params: dict[str, Any]) -> GenerationRequest:
-    """The request that regenerates one image from the ``gempix`` metadata it carries."""
-    sized = params.get("aspect") is None
-    character = params.get("character") or {}  # one-off references are not kept: not redone
-    return GenerationRequest(
-        prompt=params["prompt"],
-        negative_prompt=params.get("negative_prompt", ""),
-        seed=params["seed"],
-        steps=params["steps"],
-        guidance=params["guidance"],
-        width=params["base_width"] if sized else None,
-        height=params["base_height"] if sized else None,
-        aspect=params.get("aspect"),
-        resolution=params.get("resolution", "native"),
-        upscaler=params.get("upscaler") or "auto",
-        character=character.get("id"),
-        character_strength=character.get("strength"),
-        character_face=bool(character.get("face")),
+    return request.model_copy(
+        update={
+            "prompt": styled.prompt,
+            "negative_prompt": styled.negative,
+            "styles": styled.names,
+            "guidance": request.guidance
+            if request.guidance is not None
+            else recommended.get("guidance"),
+            "steps": request.steps
+            if request.steps is not None or steps is None
+            else min(steps, preset.max_steps),
+            "aspect": request.aspect or (None if sized else styled.recommended.get("aspect")),
+        }
     )
 
 
@@ -173,20 +164,30 @@ class _Job:
 
 
 class Studio:
-    """One per process: settings, the shared model, the store and the visitor hasher.
+    """One per process: settings, the shared model, the store, the visitor hasher, and the
+    services front doors call (``images``, ``characters``, ``privacy``, ``keys``, ``analytics``).
 
     The store opens on first use, so commands that never touch it (``gempix models``) never
-    take the data directory's single-writer lock.
+    take the data directory's single-writer lock. ``models``: a ModelManager to share with
+    other studios (tests load the tiny model once for all of them); default, one of its own.
     """
 
-    def __init__(self, settings: Settings, store: Store | None = None):
+    def __init__(
+        self, settings: Settings, store: Store | None = None, models: ModelManager | None = None
+    ):
         self.settings = settings
-        self.models = ModelManager(settings)
+        self.models = models or ModelManager(settings)
         self.gpu_line = Coalescer(settings.max_batch)
         self._upscaler: tuple[LoadedModel, Upscaler] | None = None
         self.visitors = VisitorHasher()
+        self.served = ServedCopies(settings)
         self._store = store
         self._store_lock = threading.Lock()
+        self.images = Images(self)
+        self.characters = Characters(self)
+        self.privacy = Privacy(self)
+        self.keys = Keys(self)
+        self.analytics = Analytics(self)
 
     @property
     def store(self) -> Store:
@@ -209,6 +210,22 @@ class Studio:
 
     def model(self) -> LoadedModel:
         return self.models.get()
+
+    AUTO_MODELS = {"gpu": AUTO_GPU, "cpu": AUTO_CPU}  # what ``auto`` means, by hardware
+
+    def catalogue(self) -> list[tuple[ModelPreset, bool]]:
+        """Every model preset and whether it is on this machine (built, or in the Hub cache)."""
+        tiny = is_built(self.settings.models_dir / "tiny")
+        return [
+            (preset, tiny if preset.is_tiny else is_downloaded(preset.repo_id))
+            for preset in PRESETS.values()
+        ]
+
+    def download(self, model: str) -> str:
+        """Fetch ``model`` (a preset, a repo id, or ``esrgan``) for offline use; where it went."""
+        if model == "esrgan":
+            return str(download_default(self.settings.hub_timeout))
+        return download_model(self.settings, model)
 
     def upscaler(self, loaded: LoadedModel) -> Upscaler:
         """The upscaler that goes with the loaded model (the tiny model brings its own)."""
@@ -236,8 +253,8 @@ class Studio:
         """
         started = time.perf_counter()
         backend = check_backend(upscaler)
-        admit(self.store, self.settings, user_id)
-        source = self.store.get_generation(user_id, generation_id)
+        self.privacy.admit(user_id)
+        source = self.images.get(user_id, generation_id)
         picture = load_image(source["file_path"], "image")
         target = upscale_target(picture.size, resolution, width, height)
         params = dict(source["params"] or {})
@@ -299,19 +316,6 @@ class Studio:
             duration_ms=duration_ms,
         )
 
-    def user_styles(self, user_id: str) -> dict[str, Style]:
-        return {
-            row["name"]: Style(
-                name=row["name"],
-                label=row["name"],
-                category="user",
-                prompt=row["template"],
-                negative=row["negative"],
-                user=True,
-            )
-            for row in self.store.list_user_styles(user_id)
-        }
-
     def generate(
         self,
         request: GenerationRequest,
@@ -321,7 +325,7 @@ class Studio:
         progress: Progress | None = None,
         on_preview: OnPreview | None = None,
     ) -> GenerationResult:
-        """Validate, generate, save PNGs, and commit the records before returning.
+        """Admit, generate, save PNGs, and commit the records before returning.
 
         Every attempt leaves one anonymous usage event (unless the user objected); a failure
         is re-raised after its event. Files written for a user who was erased meanwhile are
@@ -329,30 +333,23 @@ class Studio:
         ``on_preview(step, total, image)`` gets a small PIL preview after every denoising step.
         """
         started = time.perf_counter()
-        check(request)
-        admit(self.store, self.settings, user_id)
+        self.admit(request, user_id)
         try:
-            result = self._generate(request, user_id, front_door, progress, started, on_preview)
+            result = self.render(
+                request, user_id=user_id, progress=progress, started=started, on_preview=on_preview
+            )
+            self.record(result, user_id=user_id, front_door=front_door)
         except GemPixError as error:
-            self._record_usage(request, user_id, front_door, started, type(error).__name__)
+            self.record_usage(request, user_id, front_door, started, error=type(error).__name__)
             raise
-        self._record_usage(request, user_id, front_door, started, "ok", result)
+        self.record_usage(request, user_id, front_door, started, result)
         return result
 
-    def _generate(
-        self, request, user_id, front_door, progress, started, on_preview=None
-    ) -> GenerationResult:
-        extra = self.user_styles(user_id) if request.styles else None
-        result = self.render(
-            request,
-            user_id=user_id,
-            progress=progress,
-            user_styles=extra,
-            started=started,
-            on_preview=on_preview,
-        )
-        self.record(result, user_id=user_id, front_door=front_door)
-        return result
+    def admit(self, request: Any, user_id: str) -> None:
+        """May ``user_id`` make ``request`` now? (A request, and an admitted user.)"""
+        if not isinstance(request, GenerationRequest):
+            raise ValidationError("request: expected a GenerationRequest.")
+        self.privacy.admit(user_id)
 
     def render(
         self,
@@ -360,7 +357,6 @@ class Studio:
         *,
         user_id: str = LOCAL_USER,
         progress: Progress | None = None,
-        user_styles: dict[str, Style] | None = None,
         started: float | None = None,
         on_preview: OnPreview | None = None,
     ) -> GenerationResult:
@@ -368,7 +364,7 @@ class Studio:
         render; only the main process records). A saved character is read from the store,
         and its embeddings cached there the first time."""
         started = time.perf_counter() if started is None else started
-        job = self._prepare(request, user_id, user_styles, started)
+        job = self._prepare(request, user_id, started)
         upscaler = self.upscaler(job.loaded)
         if job.refs.conditioning is None and not zerogpu.enabled():
             # Generations waiting at the same time may share one call (web app, API).
@@ -398,7 +394,7 @@ class Studio:
         jobs: list[_Job | GemPixError] = []
         for request in requests:
             try:
-                jobs.append(self._prepare(request, user_id, None, time.perf_counter()))
+                jobs.append(self._prepare(request, user_id, time.perf_counter()))
             except GemPixError as error:
                 jobs.append(error)
         ready = [job for job in jobs if isinstance(job, _Job)]
@@ -433,10 +429,10 @@ class Studio:
                 outcomes.append(error)
         return outcomes
 
-    def _prepare(self, request, user_id, user_styles, started) -> _Job:
+    def _prepare(self, request, user_id, started) -> _Job:
         """The request resolved against the loaded model: styles, plan, warnings, references."""
         loaded = self.model()
-        styled = styled_request(request, loaded.preset, user_styles)
+        styled = styled_request(request, loaded.preset)
         resolved = plan(styled, loaded.preset)
         warnings = prompt_warnings(loaded, resolved)
         if request.negative_prompt.strip() and resolved.guidance <= 1:
@@ -490,40 +486,38 @@ class Studio:
                 (self.settings.images_dir / user_id).rmdir()
             raise
 
-    def _record_usage(self, request, user_id, front_door, started, status, result=None) -> None:
-        """One anonymous event: coarse facts only; users' own style names become "custom".
-
-        A failed request may hold any garbage, so only well-formed values pass; and recording
-        never hides the error that is being reported.
-        """
+    def record_usage(
+        self,
+        request: GenerationRequest,
+        user_id: str,
+        front_door: str,
+        started: float,
+        result: GenerationResult | None = None,
+        error: str = "",
+    ) -> None:
+        """One anonymous event per attempt (``started``: its ``perf_counter`` start), ``ok``
+        with its result or the class name of its ``error``: coarse facts only, unknown style
+        names as "custom". Recording never hides the error that is being reported."""
         presets = load_presets()
-        styles = request.styles if isinstance(request.styles, (tuple, list)) else ()
-        resolution = request.resolution if request.resolution in RESOLUTIONS else "native"
         try:
             event = make_event(
                 visitor_hash=self.visitors.visitor_hash(user_id),
                 front_door=front_door,
                 model=result.model if result else self.models.loaded_name or self.settings.model,
-                steps=result.images[0].params["steps"] if result else _whole(request.steps, 100),
+                steps=result.images[0].params["steps"] if result else request.steps or 0,
                 latency_ms=(time.perf_counter() - started) * 1000,
-                styles=[name if name in presets else "custom" for name in styles],
+                styles=[name if name in presets else "custom" for name in request.styles],
                 used_character=bool(request.character or request.references),
                 used_style_ref=request.style_image is not None,
-                resolution_class=resolution,
-                num_images=_whole(request.num_images, 8) or 1,
-                status=status,
+                resolution_class=request.resolution,
+                num_images=request.num_images,
+                status="ok" if result else error,
             )
             self.store.record_event(event, user_id=user_id)
         except GemPixError as error:
             if result is not None:
                 raise
             log.warning("usage event not recorded: %s", error.message)
-
-
-def _whole(value: Any, high: int) -> int:
-    """``value`` if it is a whole number in [0, high], else 0: events carry no raw input."""
-    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= high
-    return value if ok else 0
 
 
 def generation_record(

@@ -1,20 +1,24 @@
 """The one place that reads the environment.
 
-Every setting is declared once in ``SETTINGS`` (name, env vars, default, help, parser), the
-way Datasette declares its settings. Front doors build one ``Settings`` with
-``Settings.load(**overrides)`` and pass it down; tests build theirs on ``tmp_path``. A bad value
-fails at start with a message naming the variable and what it accepts.
+Every setting is declared once, as a field of ``Settings`` with its env vars, default, help
+and parser (``SETTINGS`` lists them as a table, the way Datasette declares its settings); the
+HTTP API's limits are the fields marked ``api`` (``api.config.ApiConfig``). Front doors build
+one ``Settings`` with ``Settings.load(**overrides)`` and pass it down; tests build theirs on
+``tmp_path``. A bad value fails at start with a message naming the variable and what it
+accepts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from .errors import SettingsError
+from .params import MAX_IMAGES
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -69,283 +73,258 @@ def _text(value: str) -> str:
     return str(value).strip()
 
 
+def _number_range(low: float, high: float) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            number = math.nan
+        if not low <= number <= high:
+            raise ValueError(f"expected a number from {low:g} to {high:g}")
+        return number
+
+    return parse
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
+    """One setting as the table lists it: its name, env vars, default, help and parser."""
+
     name: str
     env: tuple[str, ...]
     default: Any
     help: str
     parse: Callable[[str], Any]
+    api: bool  # one of the HTTP API's limits (``api.config.ApiConfig``)
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "model",
-        ("GEMPIX_MODEL",),
-        "auto",
-        "Model preset (auto, sd-turbo, sdxl-turbo, sdxl, flux-schnell, tiny), a diffusers "
-        "repo id, or a local folder.",
-        _text,
-    ),
-    Setting(
-        "data_dir",
-        ("GEMPIX_DATA_DIR",),
-        "./gempix-data",
-        "Where images, the database, the tiny model and the server secret live.",
-        _text,
-    ),
-    Setting(
-        "device",
-        ("GEMPIX_DEVICE",),
-        "auto",
-        "Where the model runs: auto picks cuda, then mps, then cpu.",
-        _choice("auto", "cpu", "cuda", "mps"),
-    ),
-    Setting(
-        "dtype",
-        ("GEMPIX_DTYPE",),
-        "auto",
-        "Weight precision: auto is float16 on cuda/mps and float32 on cpu.",
-        _choice("auto", "float32", "float16", "bfloat16"),
-    ),
-    Setting(
-        "host",
-        ("GRADIO_SERVER_NAME", "GEMPIX_HOST"),
-        "127.0.0.1",
-        "Address the web app listens on (0.0.0.0 to accept other machines).",
-        _text,
-    ),
-    Setting(
-        "port",
-        ("GRADIO_SERVER_PORT", "PORT"),
-        7860,
-        "TCP port of the web app; hosts that set PORT are honoured.",
-        _int_range(1, 65535),
-    ),
-    Setting(
-        "metadata_prompt",
-        ("GEMPIX_METADATA_PROMPT",),
-        True,
-        "Write the prompt into PNG metadata. Off leaves prompt and negative prompt out.",
-        _boolean,
-    ),
-    Setting(
-        "hub_timeout",
-        ("GEMPIX_HUB_TIMEOUT",),
-        10,
-        "Seconds to wait for the Hugging Face Hub before treating it as unreachable.",
-        _int_range(1, 120),
-    ),
-    Setting(
-        "analytics_k",
-        ("GEMPIX_ANALYTICS_K",),
-        10,
-        "Smallest number of distinct visitors an analytics cell needs to be shown (min 5).",
-        _int_range(5, 1_000_000),
-    ),
-    Setting(
-        "retention_days",
-        ("GEMPIX_RETENTION_DAYS",),
-        30,
-        "Days the API request log is kept before it is purged.",
-        _int_range(1, 3650),
-    ),
-    Setting(
-        "min_age",
-        ("GEMPIX_MIN_AGE",),
-        13,
-        "Minimum age a user confirms before their first generation.",
-        _int_range(13, 120),
-    ),
-    Setting(
-        "esrgan_weights",
-        ("GEMPIX_ESRGAN_WEIGHTS",),
-        "",
-        "ESRGAN-family upscaler file (.safetensors/.pth) for 2k/4k output; empty uses "
-        "Real-ESRGAN x4plus from the Hub cache (fetch it with: gempix download esrgan).",
-        str,
-    ),
-    Setting(
-        "secret",
-        ("GEMPIX_SECRET",),
-        "",
-        "Server secret for user ids; empty generates one into the data dir (mode 0600).",
-        str,
-    ),
-    Setting(
-        "rate_generate",
-        ("GEMPIX_RATE_GENERATE",),
-        "10/minute",
-        "API generations per key (moving window).",
-        _rate,
-    ),
-    Setting(
-        "rate_requests",
-        ("GEMPIX_RATE_REQUESTS",),
-        "600/hour",
-        "API requests per key (moving window).",
-        _rate,
-    ),
-    Setting(
-        "rate_anonymous",
-        ("GEMPIX_RATE_ANONYMOUS",),
-        "120/minute",
-        "API requests without a valid key, per client (address kept in memory only).",
-        _rate,
-    ),
-    Setting(
-        "rate_web",
-        ("GEMPIX_RATE_WEB",),
-        "120/minute",
-        "Web app events started per client; off disables.",
-        _rate,
-    ),
-    Setting(
-        "redis_url",
-        ("GEMPIX_REDIS_URL",),
-        "",
-        "redis://... to share rate-limit counters between workers; empty keeps them in memory.",
-        str,
-    ),
-    Setting(
-        "max_body_bytes",
-        ("GEMPIX_MAX_BODY_BYTES",),
-        50331648,
-        "Largest API request body in bytes.",
-        _int_range(1024, 2**31),
-    ),
-    Setting(
-        "max_upload_bytes",
-        ("GEMPIX_MAX_UPLOAD_BYTES",),
-        8388608,
-        "Largest uploaded image (decoded bytes).",
-        _int_range(1024, 25 * 1024 * 1024),
-    ),
-    Setting(
-        "max_upload_pixels",
-        ("GEMPIX_MAX_UPLOAD_PIXELS",),
-        16777216,
-        "Largest uploaded image in pixels.",
-        _int_range(1, 16777216),
-    ),
-    Setting(
-        "max_images", ("GEMPIX_MAX_IMAGES",), 8, "Images per API generation.", _int_range(1, 8)
-    ),
-    Setting(
-        "generate_timeout",
-        ("GEMPIX_GENERATE_TIMEOUT",),
-        300,
-        "Seconds an API generation may take, queueing included (then 504).",
-        _int_range(1, 86400),
-    ),
-    Setting(
-        "max_queue",
-        ("GEMPIX_MAX_QUEUE",),
-        16,
-        "API generations waiting for the GPU (then 503).",
-        _int_range(1, 10000),
-    ),
-    Setting(
-        "memory",
-        ("GEMPIX_MEMORY",),
-        "auto",
-        "Memory mode: high (all on the device), balanced (model offload, VAE tiling), low "
-        "(sequential offload, attention slicing); auto picks the fastest that fits.",
-        _choice("auto", "high", "balanced", "low"),
-    ),
-    Setting(
-        "compile",
-        ("GEMPIX_COMPILE",),
-        "off",
-        "torch.compile the UNet/transformer: off, full, or regional (its repeated blocks only).",
-        _choice("off", "full", "regional"),
-    ),
-    Setting(
-        "warmup",
-        ("GEMPIX_WARMUP",),
-        False,
-        "gempix serve generates one image at start-up (and compiles, with GEMPIX_COMPILE), so no "
-        "user's first request pays for it.",
-        _boolean,
-    ),
-    Setting(
-        "previews",
-        ("GEMPIX_PREVIEWS",),
-        True,
-        "Live previews of each denoising step in the web app (a tiny TAESD decoder).",
-        _boolean,
-    ),
-    Setting(
-        "max_batch",
-        ("GEMPIX_MAX_BATCH",),
-        4,
-        "Most images in one pipeline call of same-shape requests (gempix batch, and web app and "
-        "API requests waiting together); 1: off.",
-        _int_range(1, 64),
-    ),
-    Setting(
-        "threads",
-        ("GEMPIX_THREADS",),
-        0,
-        "torch threads on a CPU; 0 uses the physical cores this process may run on.",
-        _int_range(0, 1024),
-    ),
-)
-
-_BY_NAME = {setting.name: setting for setting in SETTINGS}
+def setting(
+    default: Any, env: tuple[str, ...], help: str, parse: Callable[[str], Any], api: bool = False
+) -> Any:
+    """A ``Settings`` field carrying what the table needs to read, check and document it."""
+    return dataclasses.field(
+        default=default, metadata={"env": env, "help": help, "parse": parse, "api": api}
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Resolved settings. Build with ``Settings.load()``; never read ``os.environ`` elsewhere."""
+    """Resolved settings: every setting declared once, here. Build with ``Settings.load()``;
+    never read ``os.environ`` elsewhere. ``SETTINGS`` is this class as a table."""
 
-    model: str = "auto"
-    data_dir: Path = Path("./gempix-data")
-    device: str = "auto"
-    dtype: str = "auto"
-    host: str = "127.0.0.1"
-    port: int = 7860
-    metadata_prompt: bool = True
-    hub_timeout: int = 10
-    analytics_k: int = 10
-    retention_days: int = 30
-    min_age: int = 13
-    esrgan_weights: str = ""
-    secret: str = ""
-
-    rate_generate: str = "10/minute"
-    rate_requests: str = "600/hour"
-    rate_anonymous: str = "120/minute"
-    rate_web: str = "120/minute"
-    redis_url: str = ""
-    max_body_bytes: int = 50331648
-    max_upload_bytes: int = 8388608
-    max_upload_pixels: int = 16777216
-    max_images: int = 8
-    generate_timeout: int = 300
-    max_queue: int = 16
-    memory: str = "auto"
-    compile: str = "off"
-    warmup: bool = False
-    previews: bool = True
-    max_batch: int = 4
-    threads: int = 0
+    model: str = setting(
+        "auto",
+        ("GEMPIX_MODEL",),
+        "Model preset (auto, sd-turbo, sdxl-turbo, sdxl, flux-schnell, tiny), a diffusers "
+        "repo id, or a local folder.",
+        _text,
+    )
+    data_dir: Path = setting(
+        Path("./gempix-data"),
+        ("GEMPIX_DATA_DIR",),
+        "Where images, the database, the tiny model and the server secret live.",
+        _text,
+    )
+    device: str = setting(
+        "auto",
+        ("GEMPIX_DEVICE",),
+        "Where the model runs: auto picks cuda, then mps, then cpu.",
+        _choice("auto", "cpu", "cuda", "mps"),
+    )
+    dtype: str = setting(
+        "auto",
+        ("GEMPIX_DTYPE",),
+        "Weight precision: auto is float16 on cuda/mps and float32 on cpu.",
+        _choice("auto", "float32", "float16", "bfloat16"),
+    )
+    host: str = setting(
+        "127.0.0.1",
+        ("GRADIO_SERVER_NAME", "GEMPIX_HOST"),
+        "Address the web app listens on (0.0.0.0 to accept other machines).",
+        _text,
+    )
+    port: int = setting(
+        7860,
+        ("GRADIO_SERVER_PORT", "PORT"),
+        "TCP port of the web app; hosts that set PORT are honoured.",
+        _int_range(1, 65535),
+    )
+    metadata_prompt: bool = setting(
+        True,
+        ("GEMPIX_METADATA_PROMPT",),
+        "Write the prompt into PNG metadata. Off leaves prompt and negative prompt out.",
+        _boolean,
+    )
+    hub_timeout: int = setting(
+        10,
+        ("GEMPIX_HUB_TIMEOUT",),
+        "Seconds to wait for the Hugging Face Hub before treating it as unreachable.",
+        _int_range(1, 120),
+    )
+    analytics_k: int = setting(
+        10,
+        ("GEMPIX_ANALYTICS_K",),
+        "Smallest number of distinct visitors an analytics cell needs to be shown (min 5).",
+        _int_range(5, 1_000_000),
+    )
+    retention_days: int = setting(
+        30,
+        ("GEMPIX_RETENTION_DAYS",),
+        "Days the API request log is kept before it is purged.",
+        _int_range(1, 3650),
+    )
+    min_age: int = setting(
+        13,
+        ("GEMPIX_MIN_AGE",),
+        "Minimum age a user confirms before their first generation.",
+        _int_range(13, 120),
+    )
+    esrgan_weights: str = setting(
+        "",
+        ("GEMPIX_ESRGAN_WEIGHTS",),
+        "ESRGAN-family upscaler file (.safetensors/.pth) for 2k/4k output; empty uses "
+        "Real-ESRGAN x4plus from the Hub cache (fetch it with: gempix download esrgan).",
+        str,
+    )
+    secret: str = setting(
+        "",
+        ("GEMPIX_SECRET",),
+        "Server secret for user ids; empty generates one into the data dir (mode 0600).",
+        str,
+    )
+    rate_generate: str = setting(
+        "10/minute",
+        ("GEMPIX_RATE_GENERATE",),
+        "API generations per key (moving window).",
+        _rate,
+        api=True,
+    )
+    rate_requests: str = setting(
+        "600/hour",
+        ("GEMPIX_RATE_REQUESTS",),
+        "API requests per key (moving window).",
+        _rate,
+        api=True,
+    )
+    rate_anonymous: str = setting(
+        "120/minute",
+        ("GEMPIX_RATE_ANONYMOUS",),
+        "API requests without a valid key, per client (address kept in memory only).",
+        _rate,
+        api=True,
+    )
+    rate_web: str = setting(
+        "120/minute",
+        ("GEMPIX_RATE_WEB",),
+        "Web app events started per client; off disables.",
+        _rate,
+        api=True,
+    )
+    redis_url: str = setting(
+        "",
+        ("GEMPIX_REDIS_URL",),
+        "redis://... to share rate-limit counters between workers; empty keeps them in memory.",
+        str,
+        api=True,
+    )
+    max_body_bytes: int = setting(
+        50331648,
+        ("GEMPIX_MAX_BODY_BYTES",),
+        "Largest API request body in bytes.",
+        _int_range(1024, 2**31),
+        api=True,
+    )
+    max_upload_bytes: int = setting(
+        8388608,
+        ("GEMPIX_MAX_UPLOAD_BYTES",),
+        "Largest uploaded image (decoded bytes).",
+        _int_range(1024, 25 * 1024 * 1024),
+        api=True,
+    )
+    max_upload_pixels: int = setting(
+        16777216,
+        ("GEMPIX_MAX_UPLOAD_PIXELS",),
+        "Largest uploaded image in pixels.",
+        _int_range(1, 16777216),
+        api=True,
+    )
+    max_images: int = setting(
+        MAX_IMAGES,
+        ("GEMPIX_MAX_IMAGES",),
+        "Images per API generation.",
+        _int_range(1, MAX_IMAGES),
+        api=True,
+    )
+    generate_timeout: float = setting(
+        300.0,
+        ("GEMPIX_GENERATE_TIMEOUT",),
+        "Seconds an API generation may take, queueing included (then 504).",
+        _number_range(0.001, 86400),
+        api=True,
+    )
+    max_queue: int = setting(
+        16,
+        ("GEMPIX_MAX_QUEUE",),
+        "API generations waiting for the GPU (then 503).",
+        _int_range(1, 10000),
+        api=True,
+    )
+    memory: str = setting(
+        "auto",
+        ("GEMPIX_MEMORY",),
+        "Memory mode: high (all on the device), balanced (model offload, VAE tiling), low "
+        "(sequential offload, attention slicing); auto picks the fastest that fits.",
+        _choice("auto", "high", "balanced", "low"),
+    )
+    compile: str = setting(
+        "off",
+        ("GEMPIX_COMPILE",),
+        "torch.compile the UNet/transformer: off, full, or regional (its repeated blocks only).",
+        _choice("off", "full", "regional"),
+    )
+    warmup: bool = setting(
+        False,
+        ("GEMPIX_WARMUP",),
+        "gempix serve generates one image at start-up (and compiles, with GEMPIX_COMPILE), so no "
+        "user's first request pays for it.",
+        _boolean,
+    )
+    previews: bool = setting(
+        True,
+        ("GEMPIX_PREVIEWS",),
+        "Live previews of each denoising step in the web app (a tiny TAESD decoder).",
+        _boolean,
+    )
+    max_batch: int = setting(
+        4,
+        ("GEMPIX_MAX_BATCH",),
+        "Most images in one pipeline call of same-shape requests (gempix batch, and web app and "
+        "API requests waiting together); 1: off.",
+        _int_range(1, 64),
+        api=True,
+    )
+    threads: int = setting(
+        0,
+        ("GEMPIX_THREADS",),
+        "torch threads on a CPU; 0 uses the physical cores this process may run on.",
+        _int_range(0, 1024),
+    )
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Defaults, then env vars, then explicit overrides (``None`` overrides are ignored)."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for setting in SETTINGS:
-            source, raw = "default", setting.default
-            for var in setting.env:
+        for item in SETTINGS:
+            source, raw = "default", item.default
+            for var in item.env:
                 if environ.get(var, "").strip():
                     source, raw = var, environ[var]
                     break
-            if overrides.get(setting.name) is not None:
-                source, raw = f"--{setting.name.replace('_', '-')}", overrides[setting.name]
-            values[setting.name] = _parse(setting, source, raw)
-        unknown = set(overrides) - set(_BY_NAME)
+            if overrides.get(item.name) is not None:
+                source, raw = f"--{item.name.replace('_', '-')}", overrides[item.name]
+            values[item.name] = _parse(item, source, raw)
+        unknown = set(overrides) - {item.name for item in SETTINGS}
         if unknown:
             raise SettingsError(f"Unknown setting(s): {', '.join(sorted(unknown))}")
         values["data_dir"] = Path(values["data_dir"]).expanduser()
@@ -358,6 +337,12 @@ class Settings:
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(name=field.name, default=field.default, **field.metadata)
+    for field in dataclasses.fields(Settings)
+)
 
 
 def _parse(setting: Setting, source: str, raw: Any) -> Any:

@@ -1,9 +1,13 @@
-"""Shared fixtures: every test runs on its own data dir, offline, with Gradio analytics off."""
+"""Shared fixtures and helpers: every test runs on its own data dir, offline, with Gradio
+analytics off; the tiny model is built once and loaded once, and every studio a fixture opens
+is closed again."""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -42,29 +46,123 @@ def tiny_folder(tmp_path_factory) -> Path:
     return ensure_tiny(tmp_path_factory.mktemp("tiny-build") / "tiny")
 
 
-@pytest.fixture
-def settings(tmp_path, tiny_folder):
-    """Settings for the tiny model on this test's data dir, with the tiny model in place."""
+def tiny_settings(data: Path, tiny_folder: Path, **overrides):
+    """Settings for the tiny model on the data dir ``data``, with the tiny model in place."""
     from gempix.settings import Settings
 
-    data = tmp_path / "data"
-    shutil.copytree(tiny_folder, data / "models" / "tiny")
-    return Settings.load({}, data_dir=str(data), model="tiny")
+    if not (data / "models" / "tiny").exists():
+        shutil.copytree(tiny_folder, data / "models" / "tiny")
+    return Settings.load({}, data_dir=str(data), model="tiny", **overrides)
 
 
 @pytest.fixture(scope="session")
-def shared_studio(tmp_path_factory, tiny_folder):
-    """One studio for read-mostly tests: loading once keeps the suite fast."""
-    from gempix.service import Studio
-    from gempix.settings import Settings
+def tiny_models(tmp_path_factory, tiny_folder):
+    """The tiny model loaded once for the whole session: every studio of the fixtures below
+    shares it (``Studio(settings, models=...)``), so a test pays for its data dir, not for a
+    model load. Tests that change the loaded pipeline build a studio of their own."""
+    from gempix.engine.models import ModelManager
 
-    data = tmp_path_factory.mktemp("shared-data")
-    shutil.copytree(tiny_folder, data / "models" / "tiny")
-    return Studio(Settings.load({}, data_dir=str(data), model="tiny"))
+    return ModelManager(tiny_settings(tmp_path_factory.mktemp("models"), tiny_folder))
 
 
 @pytest.fixture
-def studio(settings):
+def settings(tmp_path, tiny_folder):
+    """Settings for the tiny model on this test's data dir, with the tiny model in place."""
+    return tiny_settings(tmp_path / "data", tiny_folder)
+
+
+@pytest.fixture(scope="session")
+def shared_studio(tmp_path_factory, tiny_folder, tiny_models):
+    """One studio for read-mostly tests."""
     from gempix.service import Studio
 
-    return Studio(settings)
+    settings = tiny_settings(tmp_path_factory.mktemp("shared-data"), tiny_folder)
+    with Studio(settings, models=tiny_models) as studio:
+        yield studio
+
+
+@pytest.fixture
+def studio(settings, tiny_models):
+    """A studio on this test's data dir, sharing the session's loaded tiny model."""
+    from gempix.service import Studio
+
+    with Studio(settings, models=tiny_models) as studio:
+        yield studio
+
+
+@pytest.fixture
+def fresh_studio(settings):
+    """A studio that loads its own tiny model (for tests of what loading does)."""
+    from gempix.service import Studio
+
+    with Studio(settings) as studio:
+        yield studio
+
+
+@pytest.fixture
+def connections(monkeypatch) -> list:
+    """The address of every network connection the code under test opens (still really
+    opened): "fails fast offline" is asserted as "tried at most once" or "never", not by a
+    clock."""
+    opened: list = []
+    real = socket.socket.connect
+
+    def connect(sock, address):
+        opened.append(address)
+        return real(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return opened
+
+
+@pytest.fixture
+def cli():
+    """``cli("generate", "a fox", ...)`` runs ``gempix`` with click's CliRunner and returns
+    (exit code, stdout, stderr); ``input=`` feeds standard input."""
+    from click.testing import CliRunner
+
+    from gempix.cli import cli as command
+
+    def run(*args, input: str | None = None) -> tuple[int, str, str]:
+        result = CliRunner().invoke(command, [str(arg) for arg in args], input=input)
+        return result.exit_code, result.stdout, result.stderr
+
+    return run
+
+
+def confirmed_user(studio) -> tuple[str, str]:
+    """A new account that confirmed its age: (user key, user id)."""
+    key, user_id = studio.privacy.create_user()
+    studio.privacy.confirm_age(user_id)
+    return key, user_id
+
+
+def png_bytes(size=(64, 64), color="white", text: str | None = None) -> bytes:
+    """A PNG in memory; ``text`` goes into a tEXt chunk, as plain bytes."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    if text is not None:
+        info.add_text("comment", text)
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def files_holding(root: Path, needle: str) -> list[str]:
+    """Every file below ``root`` whose bytes hold ``needle`` in UTF-8 or UTF-16 (as JPEG
+    EXIF's UserComment keeps text), or whose path names it."""
+    encodings = [needle.encode(e) for e in ("utf-8", "utf-16-be", "utf-16-le")]
+    found = []
+    for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        if needle in str(path) or any(raw in data for raw in encodings):
+            found.append(str(path.relative_to(root)))
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

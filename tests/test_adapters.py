@@ -175,11 +175,13 @@ def test_model_without_published_adapter_is_a_clear_error():
         adapters.ensure_adapters(loaded)
 
 
-def test_offline_a_real_preset_fails_at_once_naming_the_files_to_download(tmp_path, monkeypatch):
+def test_offline_a_real_preset_fails_at_once_naming_the_files_to_download(
+    tmp_path, monkeypatch, connections
+):
     """conftest sets HF_HUB_OFFLINE=1: the Hub counts as unreachable and nothing is cached, so
-    loading fails before any I/O with an ``hf download`` command. The files it names are the
-    ones that make the adapters load offline: all of them in the cache count as downloaded,
-    any one missing does not."""
+    loading fails before any network attempt with an ``hf download`` command. The files it
+    names are the ones that make the adapters load offline: all of them in the cache count as
+    downloaded, any one missing does not."""
     from huggingface_hub import constants
 
     from gempix.engine.adapters.loading import adapters_downloaded
@@ -188,6 +190,7 @@ def test_offline_a_real_preset_fails_at_once_naming_the_files_to_download(tmp_pa
     loaded = LoadedModel(PRESETS["sdxl-turbo"], pipe, "cpu", torch.float32)
     with pytest.raises(ModelUnavailableError) as caught:
         adapters.ensure_adapters(loaded, hub_timeout=0.5)
+    assert connections == []  # offline: not even one attempt
     assert getattr(loaded, "adapters", None) is None
     command = caught.value.message.split("Download them once while online with: ")[1]
     program, verb, repo, *files = command.split()

@@ -257,7 +257,7 @@ def test_cli_snapshot(settings, tmp_path):
 
 def test_cli_user_errors_exit_2(settings, tmp_path):
     missing = CliRunner().invoke(analytics_cli, ["--data-dir", str(tmp_path / "nothing")])
-    assert missing.exit_code == 2 and "No GemPix database" in missing.output
+    assert missing.exit_code == 2 and "No GemPix data in" in missing.output
     data_dir = filled_data_dir(settings)
     bad = CliRunner().invoke(analytics_cli, ["--since", "forever", "--data-dir", data_dir])
     assert bad.exit_code == 2 and "since" in bad.output

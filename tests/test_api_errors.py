@@ -12,7 +12,6 @@ import threading
 import httpx
 import pytest
 
-from gempix import keys
 from gempix.api import API_PREFIX, ApiConfig, create_app
 from gempix.api.errors import INTERNAL_ERROR, ClientGone
 from gempix.privacy.gate import confirm_age
@@ -29,6 +28,7 @@ STRICT = ApiConfig(
     max_body_bytes=4096,
     generate_timeout=0.5,
     max_queue=1,
+    max_batch=1,  # one generation at a time in the studio: one blocker makes it busy
 )
 
 
@@ -50,18 +50,21 @@ def new_key(studio: Studio, confirmed: bool = True, role: str = "user") -> tuple
     _, user_id = create_user(studio)
     if confirmed:
         confirm_age(studio.store, user_id)
-    return keys.create_key(studio, user_id, role)[0], user_id
+    if role == "admin":  # an admin key needs an admin account
+        studio.privacy.set_role(user_id, "admin")
+    return studio.keys.create(user_id, role)[0], user_id
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory):
+def servers(tmp_path_factory, tiny_models):
     """The strict server, and three studios that fail: a held store, a broken store, a model
     that is not there."""
     root = tmp_path_factory.mktemp("api-errors")
     started, studios = [], []
 
     def make(data_dir, model="tiny", config=STRICT):
-        studio = Studio(Settings.load({}, data_dir=str(data_dir), model=model))
+        settings = Settings.load({}, data_dir=str(data_dir), model=model)
+        studio = Studio(settings, models=tiny_models if model == "tiny" else None)
         studios.append(studio)
         app = create_app(studio, config)
         server = start_server(app)
@@ -140,7 +143,7 @@ def trigger(name, servers, request):
         return servers["broken"].call("GET", "/images", f"gpx_{'0' * 12}_{'A' * 43}")
     if name == "ModelUnavailableError":
         no_model = servers["no-model"].studio
-        key = keys.create_key(no_model, LOCAL_USER, "user")[0]
+        key = no_model.keys.create(LOCAL_USER, "user")[0]
         return generate(servers["no-model"], key)
     if name == "Busy":
         gpu = request.getfixturevalue("blocked")
@@ -157,11 +160,11 @@ def trigger(name, servers, request):
     if name == "InternalError":
         monkeypatch = request.getfixturevalue("monkeypatch")
 
-        def boom(user_id):
+        def boom(*args, **kwargs):
             raise RuntimeError(f"secret detail {SENTINEL}")
 
-        monkeypatch.setattr(studio, "user_styles", boom)
-        return main.call("GET", "/styles", new_key(studio)[0])
+        monkeypatch.setattr(studio.images, "rows", boom)
+        return main.call("GET", "/images", new_key(studio)[0])
     raise AssertionError(name)
 
 

@@ -10,7 +10,6 @@ from collections import Counter
 import httpx
 import pytest
 
-from gempix import keys
 from gempix.api import API_PREFIX, ApiConfig, create_app
 from gempix.errors import SettingsError
 from gempix.privacy.gate import confirm_age
@@ -46,7 +45,7 @@ def limited(tmp_path_factory):
 def new_key(studio) -> str:
     _, user_id = create_user(studio)
     confirm_age(studio.store, user_id)
-    return keys.create_key(studio, user_id)[0]
+    return studio.keys.create(user_id)[0]
 
 
 def hammer(url: str, method: str, path: str, headers: dict, per_client: int, **kwargs):
@@ -135,7 +134,7 @@ def test_config_checks_rates_and_takes_settings_fields():
         ApiConfig(rate_generate="lots")
     with pytest.raises(SettingsError, match="max_images"):
         ApiConfig(max_images=9)
-    assert ApiConfig().web_limited and not ApiConfig(rate_web="off").web_limited
+    assert ApiConfig().limited("web") and not ApiConfig(rate_web="off").limited("web")
 
     class Future:  # a Settings with some of the API's settings declared
         rate_generate = "3/second"
@@ -147,3 +146,24 @@ def test_config_checks_rates_and_takes_settings_fields():
         2,
         "600/hour",
     )
+
+
+@pytest.mark.parametrize(("rate", "refused"), [("off", 0), ("2/minute", 10)])
+def test_rate_generate_off_starts_and_counts_nothing(tmp_path, rate, refused):
+    """``GEMPIX_RATE_GENERATE=off``, as documented: the app starts and generations are not
+    counted; the same calls against a limit of 2 are refused from the third on. (The bodies
+    are invalid, so no image is made: the budget is checked before the body's rules.)"""
+    environ = {"GEMPIX_RATE_GENERATE": rate, "GEMPIX_RATE_REQUESTS": "1000/minute"}
+    settings = Settings.load(environ, data_dir=str(tmp_path / "data"), model="tiny")
+    with Studio(settings) as studio, start_server(create_app(studio)) as server:
+        key = new_key(studio)
+        statuses = Counter(
+            httpx.post(
+                f"{server.url}{API_PREFIX}/generate",
+                headers={"Authorization": f"Bearer {key}"},
+                json={"prompt": "x", "aspect": "5:4"},
+                timeout=30,
+            ).status_code
+            for _ in range(12)
+        )
+    assert statuses == Counter({400: 12 - refused, 429: refused} if refused else {400: 12})

@@ -8,7 +8,6 @@ import threading
 
 import httpx
 
-from gempix import keys
 from gempix.api import API_PREFIX, ApiConfig, create_app
 from gempix.privacy.gate import confirm_age
 from gempix.privacy.identity import create_user
@@ -26,7 +25,7 @@ def test_database_file_never_holds_what_clients_sent(tmp_path):
     studio = Studio(settings, store=store)
     _, user_id = create_user(studio)
     confirm_age(store, user_id)
-    key = keys.create_key(studio, user_id)[0]
+    key = studio.keys.create(user_id)[0]
     auth = {"Authorization": f"Bearer {key}"}
     server = start_server(create_app(studio, ApiConfig(max_body_bytes=64 * 1024)))
     try:

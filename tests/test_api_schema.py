@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import Unsatisfiable
 
-from gempix import keys
 from gempix.api import API_PREFIX, ApiConfig, create_app
 from gempix.privacy.gate import confirm_age
 from gempix.privacy.identity import create_user
@@ -32,13 +31,14 @@ def operations(schema: dict) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory, tiny_folder):
+def fuzzed(tmp_path_factory, tiny_folder, tiny_models):
     root = tmp_path_factory.mktemp("schema")
     shutil.copytree(tiny_folder, root / "data" / "models" / "tiny")
-    studio = Studio(Settings.load({}, data_dir=str(root / "data"), model="tiny"))
+    settings = Settings.load({}, data_dir=str(root / "data"), model="tiny")
+    studio = Studio(settings, models=tiny_models)
     _, user_id = create_user(studio)
     confirm_age(studio.store, user_id)
-    key = keys.create_key(studio, user_id)[0]
+    key = studio.keys.create(user_id)[0]
     config = ApiConfig(
         rate_requests="100000/hour",
         rate_generate="10000/minute",

@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gempix import keys
 from gempix.api import API_PREFIX, ApiConfig
 from gempix.privacy.identity import LOCAL_USER
 from gempix.server import build_server, start_server
@@ -63,10 +62,11 @@ def self_signed(folder) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def https_server(tmp_path_factory, tiny_folder):
+def https_server(tmp_path_factory, tiny_folder, tiny_models):
     root = tmp_path_factory.mktemp("server")
     shutil.copytree(tiny_folder, root / "data" / "models" / "tiny")
-    studio = Studio(Settings.load({}, data_dir=str(root / "data"), model="tiny"))
+    settings = Settings.load({}, data_dir=str(root / "data"), model="tiny")
+    studio = Studio(settings, models=tiny_models)
     cert, key = self_signed(root)
     config = ApiConfig(rate_web="3/minute")
     server = start_server(
@@ -149,7 +149,7 @@ def test_mcp_lists_and_runs_the_generate_tool(https_server):
     )
     assert refused.isError and "API key" in refused.content[0].text
 
-    key = keys.create_key(studio, LOCAL_USER)[0]
+    key = studio.keys.create(LOCAL_USER)[0]
     result = asyncio.run(
         _mcp(
             url,

@@ -9,33 +9,31 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import socket
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
 import pytest
+from conftest import free_port
 from gradio_client import Client, handle_file
 from PIL import Image
 
 from gempix.errors import NotFoundError
 from gempix.metadata import AI_SOURCE_TYPE, XMP_KEY
+from gempix.params import GenerationRequest
 from gempix.privacy.identity import new_user_key, server_secret, user_id_for
 from gempix.ui.app import build_app, launch_options
 from gempix.ui.identity import STORAGE_KEY, browser_secret
-from gempix.ui.keys import keys_module
-from gempix.ui.privacy import erase_function
 
-# The Create tab's generate endpoint, after the key: prompt, styles, resolution, aspect,
-# upscaler, negative, seed, random seed, steps, guidance, number of images, init image, strength,
-# style image and strength, character, one-off references, character strength, face.
+# What the tests send to the Create tab's /generate endpoint, by name (the HTTP API's names,
+# plus Random seed); the prompt and the user key are given with each call.
 DEFAULTS = dict(
     styles=[],
     resolution="native",
     aspect="1:1",
     upscaler="auto",
-    negative="",
+    negative_prompt="",
     seed=5,
     random_seed=False,
     steps=2,
@@ -47,19 +45,13 @@ DEFAULTS = dict(
     style_strength=0.8,
     character="",
     references=None,
-    character_strength=0.7,
+    character_strength=None,
     character_face=False,
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, tiny_folder):
+def served(tmp_path_factory, tiny_folder, tiny_models):
     """The app on a free port over its own data dir, for the whole module."""
     from gempix.service import Studio
     from gempix.settings import Settings
@@ -70,7 +62,7 @@ def served(tmp_path_factory, tiny_folder):
     # set for the whole module, module-scoped fixtures included.
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GRADIO_TEMP_DIR", str(data / "gradio-cache"))
-        studio = Studio(Settings.load({}, data_dir=str(data), model="tiny"))
+        studio = Studio(Settings.load({}, data_dir=str(data), model="tiny"), models=tiny_models)
         app = build_app(studio, max_queue=8)
         _, url, _ = app.launch(
             server_name="127.0.0.1",
@@ -105,7 +97,7 @@ def confirmed_user(client) -> str:
 
 def generate(client, key: str, prompt: str = "a red fox", **changes):
     values = {**DEFAULTS, **changes}
-    return client.predict(key, prompt, *values.values(), api_name="/generate")
+    return client.predict(user_key=key, prompt=prompt, **values, api_name="/generate")
 
 
 @pytest.fixture(scope="module")
@@ -276,7 +268,8 @@ def test_characters_library(client, tmp_path):
         ((mallory, character, "Mine"), "/rename_character"),
         ((mallory, character), "/delete_character"),
     ):
-        assert "No character" in failure(lambda a=args, n=api_name: client.predict(*a, api_name=n))
+        message = failure(lambda a=args, n=api_name: client.predict(*a, api_name=n))
+        assert "no character named" in message
     stolen = failure(lambda: generate(client, mallory, character=character))
     assert f"no character named {character!r}" in stolen
     one_off = generate(client, mallory, references=[red], style_image=red)[2]
@@ -320,7 +313,6 @@ def test_export_zip(client, alice):
     assert {row["prompt"] for row in generations["rows"]} == {"a red fox"}
 
 
-@pytest.mark.skipif(erase_function() is None, reason="gempix.privacy.erasure is not installed")
 def test_erase_everything(client, served):
     key = confirmed_user(client)
     generate(client, key)
@@ -334,7 +326,6 @@ def test_erase_everything(client, served):
         served.studio.store.get_user(user_id)
 
 
-@pytest.mark.skipif(keys_module() is None, reason="gempix.keys is not installed")
 def test_api_keys(client):
     key = confirmed_user(client)
     full, name, table, picked = client.predict(key, "laptop", api_name="/create_api_key")
@@ -404,9 +395,9 @@ def test_queue_full_is_a_clear_message(served, client, monkeypatch):
 
     monkeypatch.setattr(served.studio, "generate", busy)
     key = confirmed_user(client)
-    args = (key, "a fox", *DEFAULTS.values())
+    arguments = {"user_key": key, "prompt": "a fox", **DEFAULTS}
     running = served.studio.settings.max_batch  # GPU events let this many into the studio
-    jobs = [client.submit(*args, api_name="/generate") for _ in range(running + 8 + 1)]
+    jobs = [client.submit(**arguments, api_name="/generate") for _ in range(running + 8 + 1)]
     try:
         done, _ = wait(jobs, timeout=30, return_when=FIRST_COMPLETED)
         assert done, "no request was refused"
@@ -420,3 +411,36 @@ def test_png_download_is_the_stored_file(alice):
     with open(alice.png, "rb") as handle:
         data = handle.read()
     assert Image.open(io.BytesIO(data)).info["gempix"]
+
+
+def test_generate_and_upscale_take_named_parameters(client):
+    """A gradio_client user sees what to pass: /generate's parameters are the HTTP API's names
+    with their types and defaults, the files optional; /upscale names its three."""
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    generate_api = {p["parameter_name"]: p for p in api["/generate"]["parameters"]}
+    assert set(GenerationRequest.model_fields) - {"width", "height"} <= set(generate_api)
+    assert {"user_key", "random_seed"} <= set(generate_api)
+    assert not [name for name in generate_api if name.startswith("param_")]
+    for name in ("init_image", "style_image", "references", "character_strength"):
+        assert generate_api[name]["parameter_has_default"], name
+        assert generate_api[name]["parameter_default"] is None, name
+    assert generate_api["upscaler"]["parameter_default"] == "auto"
+    assert generate_api["strength"]["parameter_default"] == 0.6
+    assert generate_api["num_images"]["python_type"]["type"] in ("float", "int")
+    upscale_api = [p["parameter_name"] for p in api["/upscale"]["parameters"]]
+    assert upscale_api == ["user_key", "image_id", "upscaler"]
+
+
+def test_a_saved_characters_own_strength_is_used_by_the_web_app(client, served, tmp_path):
+    key = confirmed_user(client)
+    user_id = user_id_for(server_secret(served.studio.settings), key)
+    teal = _reference(tmp_path, "teal.png", "teal")
+    character = client.predict(key, "Bo", [teal], True, api_name="/create_character")[1]["value"]
+    served.studio.characters.update(user_id, character, strength=1.3)  # as the HTTP API can
+
+    def strength_used(**changes) -> float:
+        _, selected, *_ = generate(client, key, character=character, **changes)
+        return served.studio.images.get(user_id, selected)["params"]["character"]["strength"]
+
+    assert strength_used() == 1.3  # the control left empty: the character's own
+    assert strength_used(character_strength=0.4) == 0.4  # a strength given wins

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from gempix.batch import read_lines, results, run_batch
-from gempix.errors import ValidationError
+from gempix.errors import UserLockedError, ValidationError
 from gempix.metadata import read_params
 from gempix.privacy.identity import LOCAL_USER
 from gempix.service import Studio
@@ -23,8 +23,17 @@ def write_prompts(path, count, extra=()):
     return path
 
 
+def usage_statuses(studio) -> Counter:
+    studio.store.flush()
+    with studio.store._read("test") as cursor:
+        return Counter(
+            row[0] for row in cursor.execute("SELECT status FROM usage_events").fetchall()
+        )
+
+
 def test_runs_every_line_and_resumes(settings, tmp_path):
-    prompts = write_prompts(tmp_path / "p.jsonl", 3, ['{"prompt": "   "}'])
+    bad_size = '{"prompt": "x", "width": 65, "height": 64}'  # fails on the model, at run time
+    prompts = write_prompts(tmp_path / "p.jsonl", 3, [bad_size])
     first = run_batch(settings, prompts, tmp_path / "out", show_progress=False)
     assert (first.done, first.failed, first.skipped, first.total) == (3, 1, 0, 4)
     entries = list(results(tmp_path / "out"))
@@ -34,12 +43,23 @@ def test_runs_every_line_and_resumes(settings, tmp_path):
         output = entry["images"][0]["output"]
         assert read_params(output)["seed"] == entry["line"] - 1
     error = next(entry for entry in entries if entry["status"] == "error")
-    assert error == {**error, "line": 4, "error": "prompt: must not be empty."}
+    assert error["line"] == 4 and error["error"].startswith("width: 65 is not a multiple of 8")
 
     again = run_batch(settings, prompts, tmp_path / "out", show_progress=False)
     assert (again.done, again.skipped) == (0, 3)
     with Studio(settings) as studio:
         assert len(studio.store.list_generations(LOCAL_USER)) == 3  # recorded exactly once
+        # As Studio.generate counts: one usage event per attempt, each counted once.
+        assert usage_statuses(studio) == {"ok": 3, "ValidationError": 2}
+
+
+def test_a_user_being_erased_gets_no_batch(settings, tmp_path):
+    with Studio(settings) as studio:
+        studio.store.ensure_user(LOCAL_USER)
+        studio.store.update_user(LOCAL_USER, locked=True)
+    with pytest.raises(UserLockedError):
+        run_batch(settings, write_prompts(tmp_path / "p.jsonl", 1), tmp_path / "out")
+    assert not list((tmp_path / "out").glob("images/*.png"))
 
 
 def test_an_edited_line_is_run_again(settings, tmp_path):
@@ -57,7 +77,9 @@ def test_an_edited_line_is_run_again(settings, tmp_path):
     [
         ('{"prompt": "ok"}\n{not json}\n', "p.jsonl:2: not valid JSON"),
         ('["a list"]\n', "p.jsonl:1: expected a JSON object"),
-        ('{"prompt": "x", "colour": "red"}\n', "p.jsonl:1: unknown field(s) colour"),
+        ('{"prompt": "x", "colour": "red"}\n', "p.jsonl:1: colour: unknown field"),
+        ('{"prompt": "x"}\n{"prompt": "   "}\n', "p.jsonl:2: prompt: must not be empty."),
+        ('{"prompt": "x", "steps": "5"}\n', "p.jsonl:1: steps: expected a whole number"),
     ],
 )
 def test_malformed_file_fails_before_any_work(settings, tmp_path, content, message):

@@ -11,12 +11,12 @@ import json
 import os
 import re
 import shutil
-import socket
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import free_port
 from PIL import Image
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -31,14 +31,8 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, tiny_folder):
+def served(tmp_path_factory, tiny_folder, tiny_models):
     from gempix.service import Studio
     from gempix.settings import Settings
     from gempix.ui.app import build_app, launch_options
@@ -47,7 +41,7 @@ def served(tmp_path_factory, tiny_folder):
     shutil.copytree(tiny_folder, data / "models" / "tiny")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GRADIO_TEMP_DIR", str(data / "gradio-cache"))
-        studio = Studio(Settings.load({}, data_dir=str(data), model="tiny"))
+        studio = Studio(Settings.load({}, data_dir=str(data), model="tiny"), models=tiny_models)
         app = build_app(studio)
         _, url, _ = app.launch(
             server_name="127.0.0.1",
@@ -224,8 +218,6 @@ def test_two_browsers_are_two_users(new_page):
 
 
 def test_export_zip_then_delete_everything(new_page, tmp_path):
-    from gempix.ui.privacy import erase_function
-
     page = new_page()
     confirm_age(page)
     image_id = generate(page, "a keepsake")
@@ -242,8 +234,6 @@ def test_export_zip_then_delete_everything(new_page, tmp_path):
         manifest = json.loads(archive.read("manifest.json"))
     assert manifest["counts"]["generations"] == 1
     shot(page, "3-privacy")
-    if erase_function() is None:
-        pytest.skip("gempix.privacy.erasure is not installed: no Delete everything control")
     page.get_by_text("Delete everything", exact=True).first.click()
     page.get_by_label("Type DELETE to confirm").fill("DELETE")
     page.get_by_role("button", name="Delete everything", exact=True).click()
@@ -347,7 +337,6 @@ def test_progress_bar_and_cancel(new_page, served, monkeypatch):
 
 def test_screenshots_of_every_tab_for_an_admin(new_page, served):
     from gempix.privacy.identity import server_secret, user_id_for
-    from gempix.ui.keys import keys_module
 
     page = new_page()
     confirm_age(page)
@@ -360,9 +349,8 @@ def test_screenshots_of_every_tab_for_an_admin(new_page, served):
     page.get_by_label("Prompt", exact=True).wait_for()
     open_tab(page, "Characters")
     shot(page, "6-characters")
-    if keys_module() is not None:
-        open_tab(page, "API")
-        shot(page, "7-api")
+    open_tab(page, "API")
+    shot(page, "7-api")
     open_tab(page, "Analytics")
     expect()(page.get_by_text("Only cells with at least")).to_be_visible()
     expect()(page.get_by_text(re.compile(r"\d+ of \d+ cells hidden")).first).to_be_visible()

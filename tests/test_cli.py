@@ -5,17 +5,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from gempix.cli import main
 from gempix.metadata import read_params
 from gempix.service import Studio
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main([*args])
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return exited.value.code, out, err
 
 
 @pytest.fixture
@@ -23,9 +14,8 @@ def data_dir(settings):
     return str(settings.data_dir)
 
 
-def test_generate_to_folder(capsys, tmp_path, data_dir):
-    code, out, err = run_cli(
-        capsys,
+def test_generate_to_folder(cli, tmp_path, data_dir):
+    code, out, err = cli(
         "generate",
         "a red fox",
         "--model",
@@ -48,10 +38,9 @@ def test_generate_to_folder(capsys, tmp_path, data_dir):
         assert read_params(path)["seed"] == seed
 
 
-def test_generate_to_file_numbers_batches(capsys, tmp_path, data_dir):
+def test_generate_to_file_numbers_batches(cli, tmp_path, data_dir):
     target = tmp_path / "pics" / "fox.png"
-    code, out, _ = run_cli(
-        capsys,
+    code, out, _ = cli(
         "generate",
         "fox",
         "-m",
@@ -72,11 +61,9 @@ def test_generate_to_file_numbers_batches(capsys, tmp_path, data_dir):
     assert Image.open(target.parent / "fox-1.png").size == (2560, 1440)
 
 
-def test_single_file_output(capsys, tmp_path, data_dir):
+def test_single_file_output(cli, tmp_path, data_dir):
     target = tmp_path / "one.png"
-    code, out, _ = run_cli(
-        capsys, "generate", "fox", "-m", "tiny", "--data-dir", data_dir, "-o", str(target)
-    )
+    code, out, _ = cli("generate", "fox", "-m", "tiny", "--data-dir", data_dir, "-o", str(target))
     assert code == 0 and out.startswith(str(target))
 
 
@@ -94,9 +81,8 @@ def test_single_file_output(capsys, tmp_path, data_dir):
         (["generate", "x", "--device", "tpu"], "Invalid value 'tpu' for --device"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(capsys, data_dir, args, message):
-    code, out, err = run_cli(
-        capsys,
+def test_bad_input_exits_2_with_one_line(cli, data_dir, args, message):
+    code, out, err = cli(
         *args,
         *(
             ["--model", "tiny", "--data-dir", data_dir]
@@ -109,18 +95,18 @@ def test_bad_input_exits_2_with_one_line(capsys, data_dir, args, message):
     assert "Traceback" not in err
 
 
-def test_internal_error_exits_1_without_traceback(capsys, data_dir, monkeypatch):
+def test_internal_error_exits_1_without_traceback(cli, data_dir, monkeypatch):
     def broken(self, *args, **kwargs):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(Studio, "generate", broken)
-    code, _, err = run_cli(capsys, "generate", "x", "-m", "tiny", "--data-dir", data_dir)
+    code, _, err = cli("generate", "x", "-m", "tiny", "--data-dir", data_dir)
     assert code == 1
     assert err.strip() == "Internal error (RuntimeError). Run gempix --debug ... for details."
 
 
-def test_models_lists_presets_with_licenses(capsys, data_dir):
-    code, out, _ = run_cli(capsys, "models", "--data-dir", data_dir)
+def test_models_lists_presets_with_licenses(cli, data_dir):
+    code, out, _ = cli("models", "--data-dir", data_dir)
     assert code == 0
     for name in ("sd-turbo", "sdxl-turbo", "sdxl", "flux-schnell", "tiny"):
         assert f"\n{name} " in out or out.startswith(name)
@@ -128,20 +114,57 @@ def test_models_lists_presets_with_licenses(capsys, data_dir):
     assert "tiny          64x64    steps 2   downloaded" in out
 
 
-def test_download_tiny_builds_it(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "download", "tiny", "--data-dir", str(tmp_path / "d"))
+def test_download_tiny_builds_it(cli, tmp_path):
+    code, out, _ = cli("download", "tiny", "--data-dir", str(tmp_path / "d"))
     assert code == 0
     assert (tmp_path / "d" / "models" / "tiny" / "model_index.json").is_file()
 
 
-def test_download_offline_is_a_clear_error(capsys, tmp_path):
-    code, _, err = run_cli(capsys, "download", "sd-turbo", "--data-dir", str(tmp_path / "d"))
+def test_download_offline_is_a_clear_error(cli, tmp_path):
+    code, _, err = cli("download", "sd-turbo", "--data-dir", str(tmp_path / "d"))
     assert code == 2
     assert "Hugging Face Hub is unreachable" in err
 
 
-def test_python_dash_m_and_help(capsys):
-    code, out, _ = run_cli(capsys, "--help")
+def test_python_dash_m_and_help(cli):
+    code, out, _ = cli("--help")
     assert code == 0
     for command in ("generate", "models", "download", "serve"):
         assert command in out
+
+
+def test_every_request_field_is_a_generate_option_with_the_models_help_and_default():
+    from gempix.cli.generate import generate, option_name
+    from gempix.params import GenerationRequest, field_choices
+
+    options = {name: param for param in generate.params for name in param.opts}
+    for name, field in GenerationRequest.model_fields.items():
+        if name == "prompt":
+            assert "prompt" in options
+            continue
+        option = options[option_name(name)]
+        if name not in ("width", "height"):  # both are --size WxH
+            assert option.help == field.description, name
+            unset = option.default in (None, ()) or not option.show_default  # the model's
+            assert option.default == field.default or unset, name
+    assert tuple(options["--upscaler"].type.choices) == field_choices("upscaler")
+
+
+def test_generate_acts_for_the_account_of_a_user_key(cli, settings, tmp_path):
+    from conftest import confirmed_user
+
+    from gempix.privacy.identity import LOCAL_USER, new_user_key
+
+    with Studio(settings) as studio:
+        key, user_id = confirmed_user(studio)
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(key + "\n")
+    data = ("--data-dir", settings.data_dir, "-m", "tiny")
+    code, out, err = cli("generate", "a fox", "--seed", 3, "--user-key-file", key_file, *data)
+    assert code == 0, err
+    code, _, err = cli("generate", "a fox", "--user-key", new_user_key(), *data)
+    assert code == 2 and "Unknown user key" in err
+    with Studio(settings) as studio:
+        (row,) = studio.images.rows(user_id, limit=10)
+        assert row["seed"] == 3 and row["front_door"] == "cli" and out.startswith(row["file_path"])
+        assert studio.images.rows(LOCAL_USER, limit=10) == []

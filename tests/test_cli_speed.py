@@ -6,7 +6,6 @@ import dataclasses
 import json
 
 import pytest
-from test_cli import run_cli
 
 from gempix import server
 from gempix.engine import models
@@ -27,9 +26,8 @@ def prepared(monkeypatch):
     return seen
 
 
-def test_generate_flags_reach_the_engine(capsys, tmp_path, settings, prepared):
-    code, out, err = run_cli(
-        capsys,
+def test_generate_flags_reach_the_engine(cli, tmp_path, settings, prepared):
+    code, out, err = cli(
         "generate",
         "a red fox",
         "--model",
@@ -49,11 +47,10 @@ def test_generate_flags_reach_the_engine(capsys, tmp_path, settings, prepared):
     assert out.count("seed=") == 1
 
 
-def test_batch_flags_reach_the_engine(capsys, tmp_path, settings, prepared):
+def test_batch_flags_reach_the_engine(cli, tmp_path, settings, prepared):
     prompts = tmp_path / "p.jsonl"
     prompts.write_text(json.dumps({"prompt": "a fox", "seed": 1}) + "\n")
-    code, _, err = run_cli(
-        capsys,
+    code, _, err = cli(
         "batch",
         str(prompts),
         "-o",
@@ -79,19 +76,19 @@ def test_batch_flags_reach_the_engine(capsys, tmp_path, settings, prepared):
         (["--memory", "high"], {"GEMPIX_COMPILE": "regional"}, ("high", "regional", False)),
     ],
 )
-def test_serve_flags_and_their_settings(capsys, monkeypatch, args, environ, expected):
+def test_serve_flags_and_their_settings(cli, monkeypatch, args, environ, expected):
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     started = []
     monkeypatch.setattr(server, "serve", lambda settings, **options: started.append(settings))
-    code, _, err = run_cli(capsys, "serve", *args)
+    code, _, err = cli("serve", *args)
     assert code == 0, err
     ((settings,),) = [started]
     assert (settings.memory, settings.compile, settings.warmup) == expected
 
 
-def test_bad_memory_mode_is_a_usage_error(capsys):
-    code, _, err = run_cli(capsys, "generate", "a fox", "--memory", "tiny")
+def test_bad_memory_mode_is_a_usage_error(cli):
+    code, _, err = cli("generate", "a fox", "--memory", "tiny")
     assert code == 2 and "'tiny' is not one of 'auto', 'high', 'balanced', 'low'" in err
 
 

@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gempix import gallery
 from gempix.api.errors import Busy
 from gempix.api.gpu import GpuQueue
 from gempix.engine import coalesce
-from gempix.engine.request import GenerationRequest
 from gempix.errors import GemPixError
+from gempix.params import GenerationRequest
 from gempix.privacy.identity import LOCAL_USER
 
 TOLERANCE = 2
@@ -27,6 +26,12 @@ TOLERANCE = 2
 
 class Stop(GemPixError):
     """What a cancel raises from a progress callback."""
+
+
+@pytest.fixture
+def studio(fresh_studio):
+    """A studio with its own model: sharing calls depends on what the model has loaded."""
+    return fresh_studio
 
 
 @pytest.fixture
@@ -106,9 +111,7 @@ def test_a_cancel_costs_only_the_request_that_cancelled(studio, batches):
 
 
 def test_nothing_is_shared_once_an_adapter_is_loaded(studio, batches):
-    gallery.create_character(
-        studio, LOCAL_USER, "Mira", [Image.new("RGB", (32, 32), "red")], rights_confirmed=True
-    )
+    studio.characters.create(LOCAL_USER, "Mira", [Image.new("RGB", (32, 32), "red")], True)
     studio.generate(ask(9, character="Mira"))
     results = arrive_together(studio, [ask(1), ask(2)])
     assert batches == [] and all(len(result.images) == 1 for result in results)

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gempix.engine.request import GenerationRequest
 from gempix.metadata import read_params
-from gempix.service import request_from_params
+from gempix.params import GenerationRequest, request_from_params
 
 
 def pixels(path) -> np.ndarray:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from huggingface_hub import constants
@@ -41,12 +40,11 @@ def test_auto_falls_back_to_tiny_with_a_notice(tmp_path, hub_down, caplog):
 
 
 @pytest.mark.parametrize("model", ["sd-turbo", "sdxl", "someone/their-model"])
-def test_named_model_fails_fast_with_download_hint(tmp_path, hub_down, model):
+def test_named_model_fails_fast_with_download_hint(tmp_path, hub_down, model, connections):
     settings = Settings.load({}, data_dir=str(tmp_path / "data"), model=model)
-    started = time.monotonic()
     with pytest.raises(ModelUnavailableError) as caught:
         choose_model(settings, "cpu")
-    assert time.monotonic() - started < 30
+    assert connections == [("127.0.0.1", 9)]  # one refused attempt, no retries
     assert f"gempix download {model}" in caught.value.message
     assert "\n" not in caught.value.message
 
@@ -58,15 +56,13 @@ def test_cli_offline_named_model_is_one_line_no_traceback(tmp_path):
         HF_HOME=str(tmp_path / "empty-cache"),
         GEMPIX_DATA_DIR=str(tmp_path / "data"),
     )
-    started = time.monotonic()
-    run = subprocess.run(
+    run = subprocess.run(  # the timeout bounds a hang; speed is not asserted
         [sys.executable, "-m", "gempix", "generate", "a cat", "--model", "sd-turbo"],
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert time.monotonic() - started < 60
     assert run.returncode == 2
     assert "Traceback" not in run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("Error:")]

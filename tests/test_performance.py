@@ -276,7 +276,8 @@ def test_no_float64_and_nothing_wider_than_float32(loaded):
 
 def test_img2img_shares_the_text2img_weights(data_dir):
     from gempix.engine.generate import run
-    from gempix.engine.request import GenerationRequest, plan
+    from gempix.engine.request import plan
+    from gempix.params import GenerationRequest
 
     fresh = load(data_dir)
     request = GenerationRequest(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 
 import pytest
 import torch
@@ -124,13 +123,12 @@ def test_decoder_is_built_once_per_pipeline(loaded):
     assert previews.decoder_for(loaded) is previews.decoder_for(loaded)
 
 
-def test_real_models_fail_fast_and_clearly_offline(loaded):
+def test_real_models_fail_fast_and_clearly_offline(loaded, connections):
     # conftest sets HF_HUB_OFFLINE=1 and an empty HF_HOME: taesdxl is not cached.
     sdxl = LoadedModel(PRESETS["sdxl-turbo"], loaded.pipe, "cpu", torch.float32)
-    started = time.perf_counter()
     with pytest.raises(ModelUnavailableError) as caught:
         previews.PreviewDecoder(sdxl)
-    assert time.perf_counter() - started < 5
+    assert connections == []  # offline: not even one attempt
     assert "madebyollin/taesdxl" in caught.value.message
     assert "hf download madebyollin/taesdxl" in caught.value.message
 
@@ -145,7 +143,7 @@ def test_models_without_a_tiny_decoder_say_so(loaded):
 
 
 def test_studio_generate_sends_one_preview_per_step_after_its_progress(studio):
-    from gempix.engine.request import GenerationRequest
+    from gempix.params import GenerationRequest
 
     events = []
     result = studio.generate(
@@ -163,7 +161,7 @@ def test_studio_generate_sends_one_preview_per_step_after_its_progress(studio):
 
 def test_without_a_preview_decoder_the_image_is_still_made(studio, monkeypatch):
     from gempix.engine import generate as engine_generate
-    from gempix.engine.request import GenerationRequest
+    from gempix.params import GenerationRequest
 
     def unavailable(loaded):
         raise ModelUnavailableError("not downloaded, and offline")

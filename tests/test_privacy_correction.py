@@ -63,10 +63,11 @@ def test_rename_and_replace_references(studio, tmp_path):
     copy = cache / "abc" / Path(old_paths[0]).name
     copy.parent.mkdir(parents=True)
     shutil.copyfile(old_paths[0], copy)
+    studio.served.add(user_id, [character_id], copy)  # as the web app registers what it serves
 
     assert rename_character(studio, user_id, character_id, " Heroine ")["name"] == "Heroine"
     row = replace_character_references(
-        studio, user_id, character_id, [png((9, 9, 9)), png((8, 8, 8))], cache_dirs=[cache]
+        studio, user_id, character_id, [png((9, 9, 9)), png((8, 8, 8))]
     )
     assert len(row["reference_paths"]) == 2 and "embeddings" not in row
     assert all(Path(p).is_file() for p in row["reference_paths"])

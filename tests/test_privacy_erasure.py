@@ -2,7 +2,8 @@
 
 The store writes uncompressed (``force_uncompressed``), so that a value still in the database
 file shows up as plain bytes; every test that greps also checks that the grep *can* find the
-sentinel before the erasure (DESIGN.md, "Data and erasure").
+sentinel before the erasure (docs/privacy.md). Copies outside the data dir are the ones a front
+door registered (``studio.served``), as the web app does for everything it serves.
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from gempix import analytics
-from gempix.engine.request import GenerationRequest
 from gempix.errors import GemPixError, NotFoundError, StoreError, UserLockedError
+from gempix.params import GenerationRequest
 from gempix.privacy import (
     UNKNOWN_KEY,
     AgeConfirmationRequired,
     confirm_age,
     create_user,
-    delete_image,
     delete_images,
     erase,
     export,
@@ -38,31 +38,17 @@ from gempix.privacy import (
 from gempix.privacy.files import save_references
 from gempix.privacy.identity import audit_hash
 from gempix.service import Studio
-from gempix.settings import Settings
 from gempix.store import PER_USER_TABLES, Store
 from gempix.store.privacy_queries import count_usage_events, tables_mentioning
 
 WAIT_S = 60  # bound on every wait between threads; never reached when things work
 
 
-@pytest.fixture(scope="module")
-def models(tiny_folder, tmp_path_factory):
-    """The tiny model loaded once for the module; each test still has its own data dir."""
-    from gempix.engine.models import ModelManager
-
-    data = tmp_path_factory.mktemp("privacy-model")
-    shutil.copytree(tiny_folder, data / "models" / "tiny")
-    manager = ModelManager(Settings.load({}, data_dir=str(data), model="tiny"))
-    manager.get()
-    return manager
-
-
 @pytest.fixture
-def studio(settings, models):
-    studio = Studio(settings, store=Store.open(settings, force_uncompressed=True))
-    studio.models = models
-    yield studio
-    studio.close()
+def studio(settings, tiny_models):
+    store = Store.open(settings, force_uncompressed=True)
+    with Studio(settings, store=store, models=tiny_models) as studio:
+        yield studio
 
 
 def new_sentinel() -> str:
@@ -129,14 +115,18 @@ def populate(studio: Studio, cache: Path, color) -> Person:
         "/v1/generations", "POST", 200, 12.0, key_prefix=prefix, user_id=user_id
     )
     store.record_api_request("/v1/generations", "POST", 401, 1.0, key_prefix=prefix)
-    # What Gradio keeps: a served image under its own name, a renamed copy, and an export.
+    # What the web app keeps in Gradio's cache, and registers: a served image under its own
+    # name, a copy under another name, an export, and the upload.
     by_name = cache / secrets.token_hex(8) / images[0].name
     renamed = cache / secrets.token_hex(8) / "image.png"
     for source, copy in ((images[0], by_name), (images[1], renamed)):
         copy.parent.mkdir(parents=True)
         shutil.copyfile(source, copy)
+        studio.served.add(user_id, [source.stem], copy)
     zipped = cache / secrets.token_hex(8) / export_filename(studio, user_id)
     export(studio, user_id, zipped)
+    studio.served.add(user_id, ["export"], zipped)
+    studio.served.add(user_id, [character_id], upload)
     copies = [by_name, renamed, zipped]
     return Person(
         key, user_id, mark, images, character_id, [Path(p) for p in references], upload, copies
@@ -170,7 +160,7 @@ def test_erasure_leaves_no_byte_of_the_user_anywhere_under_the_data_dir(studio):
     assert files_containing(data, alice.user_id)
     assert snapshot_rows(snapshots, hash_a) == 1 and snapshot_rows(snapshots, hash_b) == 1
 
-    report = erase(studio, alice.user_id, cache_dirs=[cache])
+    report = erase(studio, alice.user_id)
 
     assert report.verified
     assert report.rows == {
@@ -182,8 +172,8 @@ def test_erasure_leaves_no_byte_of_the_user_anywhere_under_the_data_dir(studio):
         "api_keys": 1,
         "users": 1,
     }
-    assert report.cached_copies == 4  # by name, renamed (by hash), the export, the upload
-    assert report.files == 2 + 1 + 1 + 4 and report.bytes > 0  # + the uploads' hash list
+    assert report.cached_copies == 4  # by name, under another name, the export, the upload
+    assert report.files == 2 + 1 + 4 and report.bytes > 0  # images, reference, copies
     assert report.usage_events == 1 and report.snapshot_rows == 1
     assert files_containing(data, alice.mark) == []
     assert files_containing(data, alice.user_id) == []
@@ -311,11 +301,12 @@ def test_delete_image_removes_row_file_copies_and_the_bytes_in_the_database(stud
     copy = cache / "abc123" / gone_path.name
     copy.parent.mkdir(parents=True)
     shutil.copyfile(gone_path, copy)
+    studio.served.add(alice, [gone_id], copy)
     store.flush()
     assert {"gempix.duckdb", "gempix.duckdb.wal"} & set(files_containing(data, gone_mark))
     size = gone_path.stat().st_size
 
-    counts = delete_image(studio, alice, gone_id, cache_dirs=[cache])
+    counts = delete_images(studio, alice, [gone_id])
 
     assert counts == {
         "images": 1,
@@ -324,7 +315,8 @@ def test_delete_image_removes_row_file_copies_and_the_bytes_in_the_database(stud
         "cached_copies": 1,
     }
     assert files_containing(data, gone_mark) == []
-    assert not copy.parent.exists()  # Gradio's per-file folder went with the copy
+    assert not copy.parent.exists()  # the folder made for the copy went with it
+    assert studio.served.paths(alice) == []
     assert store.get_generation(alice, kept_id) and kept_path.is_file()
     assert store.get_generation(bob, bob_id) and bob_path.is_file()
     assert "gempix.duckdb" in files_containing(data, kept_mark)
@@ -343,7 +335,7 @@ def test_another_users_image_is_not_found_and_nothing_is_deleted(studio):
         with pytest.raises(NotFoundError, match="No generation with id"):
             delete_images(studio, alice, ids)
     with pytest.raises(NotFoundError):
-        delete_image(studio, bob, alice_id)
+        delete_images(studio, bob, [alice_id])
     assert store.table_counts() == before
     assert alice_path.is_file() and bob_path.is_file()
     assert store.list_privacy_requests() == []
@@ -360,7 +352,7 @@ def test_rows_pointing_outside_the_users_folders_never_delete_those_files(studio
     for target in (bob_path, outside):
         store.record_generation({"user_id": alice, "prompt": "x", "file_path": str(target)})
     theirs = store.list_generations(alice)[0]["id"]
-    delete_image(studio, alice, theirs)
+    delete_images(studio, alice, [theirs])
     assert bob_path.is_file() and outside.is_file()
     report = erase(studio, alice)
     assert report.outside_files == 1 and report.verified  # the row left after delete_image

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gempix.engine.request import GenerationRequest
 from gempix.errors import ValidationError
+from gempix.params import GenerationRequest
 from gempix.privacy.gate import AgeConfirmationRequired, confirm_age
 
 
@@ -48,20 +48,17 @@ def test_usage_event_is_anonymous(studio):
 
 
 def test_failed_request_leaves_an_error_event_and_no_generation(studio):
-    with pytest.raises(ValidationError):
-        studio.generate(GenerationRequest("x", steps="lots"), user_id="user-a")
+    with pytest.raises(ValidationError, match="not a multiple of 8"):
+        studio.generate(GenerationRequest("x", width=65, height=64), user_id="user-a")
     assert studio.store.list_generations("user-a") == []
     (event,) = events(studio)
     assert event["status"] == "ValidationError" and event["steps"] == 0
 
 
-def test_user_styles_are_logged_as_custom(studio):
-    studio.store.ensure_user("user-a")
-    studio.store.save_user_style("user-a", "my-secret-look", "moody {prompt}", "bright")
-    result = studio.generate(
-        GenerationRequest("x", styles=("my-secret-look", "watercolor"), seed=1), user_id="user-a"
-    )
-    assert result.images[0].params["prompt"].startswith("watercolor painting of moody x")
+def test_unknown_style_names_are_logged_as_custom(studio):
+    request = GenerationRequest("x", styles=("my-secret-look", "watercolor"), seed=1)
+    with pytest.raises(ValidationError, match="Unknown style"):
+        studio.generate(request, user_id="user-a")
     (event,) = events(studio)
     assert list(event["styles"]) == ["custom", "watercolor"]
 

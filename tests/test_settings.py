@@ -60,10 +60,47 @@ def test_overrides_win_and_are_checked():
         Settings.load({}, colour="blue")
 
 
-def test_every_setting_is_a_field_and_documented():
-    fields = {field for field in Settings.__dataclass_fields__}
-    readme = README.read_text()
-    for setting in SETTINGS:
-        assert setting.name in fields
-        for var in setting.env:
-            assert re.search(rf"`{var}`", readme), f"{var} is not documented in README.md"
+def shown(default) -> str:
+    """A default as README's settings table writes it."""
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, Path):
+        return f"./{default}"
+    if isinstance(default, float) and default.is_integer():
+        return str(int(default))
+    return str(default)
+
+
+def readme_settings() -> dict[tuple[str, ...], str]:
+    """README's settings table: (env vars of a row) -> its documented default."""
+    section = README.read_text().split("## Settings", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`"):
+            rows[tuple(re.findall(r"`([A-Z_]+)`", cells[0]))] = cells[1].strip("`")
+    return rows
+
+
+def test_every_setting_is_in_the_readme_table_with_its_default_and_nothing_else_is():
+    documented = readme_settings()
+    declared = {setting.env: setting for setting in SETTINGS}
+    assert set(documented) == set(declared)
+    for env, setting in declared.items():
+        if setting.default != "":  # empty ones say what empty means ("generated", "empty")
+            assert documented[env] == shown(setting.default), env
+
+
+def test_the_api_limits_are_the_settings_own():
+    """One declaration: ApiConfig is made from the settings marked api (max_batch included)."""
+    from dataclasses import fields
+
+    from gempix.api.config import ApiConfig
+
+    settings = Settings.load({"GEMPIX_MAX_BATCH": "3", "GEMPIX_RATE_WEB": "off"})
+    config = ApiConfig.from_settings(settings)
+    assert {field.name for field in fields(ApiConfig)} == {s.name for s in SETTINGS if s.api}
+    assert (config.max_batch, config.rate_web) == (3, "off") and not config.limited("web")
+    assert ApiConfig().max_batch == Settings.load({}).max_batch == 4
+    with pytest.raises(SettingsError, match="max_batch"):
+        ApiConfig(max_batch=0)

@@ -20,7 +20,6 @@ from gempix.styles import (
     categories,
     get_style,
     load_presets,
-    validate_user_style,
 )
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "styles.md"
@@ -61,7 +60,6 @@ def test_packaged_library_is_large_varied_and_valid():
         assert style.prompt.count("{prompt}") == 1 and style.negative.strip()
         assert set(style.recommended) <= {"steps", "guidance", "aspect"}
         assert style.recommended.get("aspect", "1:1") in ASPECTS
-        assert not style.user
 
 
 def test_presets_do_not_negate_their_own_look():
@@ -80,14 +78,10 @@ def test_packaged_file_is_read_once_and_callers_cannot_change_it():
     assert load_presets()["watercolor"] is first["watercolor"]  # same cached objects
 
 
-def test_limits_match_the_engine():
+def test_the_step_limit_is_the_presets():
     from gempix.engine.presets import ModelPreset
-    from gempix.engine.request import MAX_GUIDANCE, MAX_PROMPT_CHARS
-    from gempix.styles import MAX_GUIDANCE as STYLE_GUIDANCE
-    from gempix.styles import MAX_PROMPT_CHARS as STYLE_PROMPT
     from gempix.styles import MAX_STEPS
 
-    assert (STYLE_PROMPT, STYLE_GUIDANCE) == (MAX_PROMPT_CHARS, MAX_GUIDANCE)
     assert MAX_STEPS == ModelPreset.__dataclass_fields__["max_steps"].default
 
 
@@ -286,45 +280,6 @@ def test_too_many_or_repeated_styles():
 def test_bad_input_to_apply_styles(prompt, negative, names, problem):
     with pytest.raises(ValidationError, match=re.escape(problem)):
         apply_styles(prompt, negative, names)
-
-
-# --- user styles ------------------------------------------------------------------------------
-
-
-def test_a_user_style_is_checked_and_applied():
-    mine = validate_user_style("My-Look ", "moody {prompt}, teal shadows", "bright, cheerful")
-    assert (mine.name, mine.label, mine.category, mine.user) == ("my-look", "my-look", "user", True)
-    styled = apply_styles("fox", "", ["cinematic", "my-look"], extra={mine.name: mine})
-    assert styled.prompt.startswith("moody cinematic film still fox")
-    assert styled.negative.endswith("bright, cheerful")
-    with pytest.raises(ValidationError, match="Unknown style 'my-look'"):
-        apply_styles("fox", "", ["my-look"])  # without the user's styles it does not exist
-
-
-@pytest.mark.parametrize(
-    ("name", "template", "negative", "problem"),
-    [
-        ("cinematic", "mine {prompt}", "x", "'cinematic' is a built-in preset"),
-        ("my style", "mine {prompt}", "x", "style name: 'my style' must be kebab-case"),
-        ("", "mine {prompt}", "x", "style name: must not be empty"),
-        ("a" * 41, "mine {prompt}", "x", "style name: 41 characters; the limit is 40"),
-        ("mine", "no placeholder", "x", "style template: must contain {prompt} exactly once"),
-        ("mine", "{prompt} {prompt}", "x", "found it 2 times"),
-        ("mine", "{prompt} in {style}", "x", "style template: '{' or '}' outside"),
-        ("mine", "a" * 492 + " {prompt}", "x", "style template: 501 characters; the limit is 500"),
-        ("mine", "mine {prompt}", "", "style negative: must not be empty"),
-        ("mine", "mine {prompt}", "n" * 501, "style negative: 501 characters; the limit is 500"),
-        ("mine", "mine {prompt}", None, "style negative: expected text, got NoneType"),
-    ],
-)
-def test_user_style_rules(name, template, negative, problem):
-    with pytest.raises(ValidationError, match=re.escape(problem)):
-        validate_user_style(name, template, negative)
-
-
-def test_user_style_caps_are_inclusive():
-    style = validate_user_style("mine", "a" * 491 + " {prompt}", "n" * 500)
-    assert len(style.prompt) == 500 and len(style.negative) == 500
 
 
 # --- the CLI ----------------------------------------------------------------------------------

@@ -5,50 +5,30 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import socket
 
 import pytest
+from conftest import free_port
 from gradio_client import Client
 
 from gempix.privacy.identity import new_user_key
 from gempix.ui.app import build_app, launch_options
-from gempix.ui.create import GENERATE_INPUTS
 
 STEPS = 3
-# The generate endpoint's controls, by name, in GENERATE_INPUTS order; any other is left empty.
-CONTROLS = dict(
-    prompt="a red fox",
-    styles=[],
-    resolution="native",
-    aspect="1:1",
-    upscaler="auto",
-    negative="",
-    seed=5,
-    random_seed=False,
-    steps=STEPS,
-    guidance=0.0,
-    num_images=1,
-    init_image=None,
-    strength=0.6,
-    style_strength=0.8,
-    character="",
-    character_strength=0.7,
-)
+# What /generate is sent, by name; the parameters left out take their defaults.
+CONTROLS = dict(prompt="a red fox", seed=5, random_seed=False, steps=STEPS, guidance=0.0)
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, tiny_folder):
+def served(tmp_path_factory, tiny_folder, tiny_models):
     from gempix.service import Studio
     from gempix.settings import Settings
 
     data = tmp_path_factory.mktemp("preview-app")
     shutil.copytree(tiny_folder, data / "models" / "tiny")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GRADIO_TEMP_DIR", str(data / "gradio-cache"))
-        studio = Studio(Settings.load({}, data_dir=str(data), model="tiny"))
+        studio = Studio(Settings.load({}, data_dir=str(data), model="tiny"), models=tiny_models)
         app = build_app(studio)
         _, url, _ = app.launch(
             server_name="127.0.0.1",
@@ -73,9 +53,7 @@ def same_cache(served, monkeypatch):
 def outputs_of_one_generation(client) -> list:
     key = new_user_key()
     client.predict(key, True, api_name="/confirm_age")
-    job = client.submit(
-        key, *(CONTROLS.get(name) for name in GENERATE_INPUTS), api_name="/generate"
-    )
+    job = client.submit(user_key=key, **CONTROLS, api_name="/generate")
     job.result(timeout=120)
     return job.outputs()
 

@@ -43,14 +43,15 @@ def test_browser_secret_is_stable_and_not_the_server_secret(settings):
     assert first != server_secret(settings).decode()
 
 
-def test_admin_is_the_store_role(studio):
-    identity = Identity(studio)
+def test_admin_is_the_accounts_role(studio):
     user_id = user_id_for(server_secret(studio.settings), new_user_key())
-    assert not identity.is_admin(user_id)  # unknown user
+    assert not studio.privacy.is_admin(user_id)  # unknown user
     studio.store.ensure_user(user_id)
-    assert not identity.is_admin(user_id)
-    studio.store.update_user(user_id, role="admin")
-    assert identity.is_admin(user_id)
+    assert not studio.privacy.is_admin(user_id)
+    studio.privacy.set_role(user_id, "admin")
+    assert studio.privacy.is_admin(user_id)
+    studio.store.update_user(user_id, locked=True)  # being erased: no longer anything
+    assert not studio.privacy.is_admin(user_id)
 
 
 def test_policy_notice_after_a_policy_change(studio, tmp_path):

@@ -1,4 +1,7 @@
-"""Every rule of a generation request fails with one clear, named message, and nothing is made."""
+"""Every rule of a generation request fails with one clear, named message, and nothing is made.
+
+The rules that need no model fail when the request is built (``gempix.params``), the others
+when the engine plans it; either way the same ValidationError reaches every front door."""
 
 from __future__ import annotations
 
@@ -8,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gempix.engine.request import GenerationRequest
 from gempix.errors import ValidationError
+from gempix.params import GenerationRequest
 
 
 def png(size=(64, 64)) -> bytes:
@@ -55,7 +58,13 @@ CASES = [
     (dict(seed=-1), "seed: -1 is out of range"),
     (dict(seed=2**32), "seed: 4294967296 is out of range"),
     (dict(seed=True), "seed: expected a whole number"),
-    (dict(upscaler="magic"), "upscaler: 'magic' is not available"),
+    (dict(upscaler="magic"), "upscaler: 'magic' is not supported; choose one of auto, lanczos"),
+    (dict(styles=["a", "b", "c", "d", "e", "f"]), "styles: 6 given; at most 5"),
+    (dict(references=[png()] * 5), "references: 5 given; at most 4"),
+    (dict(character="Mira", references=[png()]), "give a saved character or references"),
+    (dict(character_strength=2.5), "character_strength: 2.5 is outside [0.0, 2.0]"),
+    (dict(character_face="yes"), "character_face: expected true or false, got 'yes'"),
+    (dict(colour="red"), "colour: unknown field; allowed: prompt,"),
     (dict(init_image=png(), strength=0), "strength: 0.0 is outside (0.0, 1.0]"),
     (dict(init_image=png(), strength=1.5), "strength: 1.5 is outside (0.0, 1.0]"),
     (dict(init_image=png(), strength=float("nan")), "strength: must be a finite number"),
@@ -73,9 +82,8 @@ CASES = [
 @pytest.mark.parametrize("fields,message", CASES, ids=[message[:40] for _, message in CASES])
 def test_invalid_request_is_refused_clearly(shared_studio, fields, message):
     images_before = sorted(shared_studio.settings.images_dir.rglob("*.png"))
-    request = GenerationRequest(**{"prompt": "a valid prompt", **fields})
     with pytest.raises(ValidationError) as caught:
-        shared_studio.generate(request)
+        shared_studio.generate(GenerationRequest(**{"prompt": "a valid prompt", **fields}))
     assert message in caught.value.message
     assert caught.value.status == 400
     assert sorted(shared_studio.settings.images_dir.rglob("*.png")) == images_before
@@ -84,8 +92,11 @@ def test_invalid_request_is_refused_clearly(shared_studio, fields, message):
 def test_error_messages_never_echo_the_prompt(shared_studio):
     secret = "sentinel-" + "q" * 2000
     with pytest.raises(ValidationError) as caught:
-        shared_studio.generate(GenerationRequest(secret))
+        GenerationRequest(secret)
     assert "sentinel" not in caught.value.message
+    with pytest.raises(ValidationError) as caught:
+        GenerationRequest("x", steps=secret)
+    assert "sentinel" in caught.value.message and "q" * 41 not in caught.value.message
 
 
 def test_bomb_is_refused_before_decoding(shared_studio):

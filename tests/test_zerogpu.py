@@ -26,9 +26,10 @@ from PIL import Image
 from gempix.engine import generate, zerogpu
 from gempix.engine.models import LoadedModel
 from gempix.engine.presets import PRESETS
-from gempix.engine.request import GenerationRequest, plan
+from gempix.engine.request import plan
 from gempix.engine.runtime import ZEROGPU_ENV
 from gempix.engine.upscale import Upscaler
+from gempix.params import GenerationRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,6 +69,12 @@ class FakeSpaces(types.ModuleType):
             return gradio_handler
 
         return decorate(task) if task is not None else decorate
+
+
+@pytest.fixture
+def studio(fresh_studio):
+    """A studio with its own model: a Space loads its model its own way and must load no adapter."""
+    return fresh_studio
 
 
 @pytest.fixture

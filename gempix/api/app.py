@@ -2,15 +2,13 @@
 
 The server (``gempix.server``) mounts the web app at ``/`` on this same app, so the API and the
 web app share one process, one port and one ``Studio``. The app itself holds no logic: routes
-translate to the service (``gempix.service``, ``gempix.gallery``, ``gempix.privacy``) and
-errors are rendered by ``errors.install``.
+translate to the ``Studio`` and its services (docs/architecture.md) and errors are rendered
+by ``errors.install``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
@@ -22,7 +20,7 @@ from ..service import Studio
 from . import context as keys_of
 from . import errors
 from .config import ApiConfig
-from .context import API_PREFIX, ApiContext
+from .context import API_PREFIX, METHODS, ApiContext
 from .errors import MethodNotAllowed
 from .middleware import ApiMiddleware
 from .routes import ROUTERS
@@ -32,16 +30,12 @@ DESCRIPTION = (
     "privacy rights. Send your API key as 'Authorization: Bearer gpx_...'. Every error is "
     '{"ok": false, "error": ..., "status": ...}.'
 )
-METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
-def create_app(
-    studio: Studio, config: ApiConfig | None = None, *, cache_dirs: Iterable[str | Path] = ()
-) -> FastAPI:
-    """The API app for ``studio``. ``config``: limits (default: from ``studio.settings``);
-    ``cache_dirs``: folders where the web app keeps copies of images, cleaned on delete."""
+def create_app(studio: Studio, config: ApiConfig | None = None) -> FastAPI:
+    """The API app for ``studio``; ``config``: limits (default: from ``studio.settings``)."""
     config = config or ApiConfig.from_settings(studio.settings)
-    ctx = ApiContext.create(studio, config, cache_dirs)
+    ctx = ApiContext.create(studio, config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -90,7 +84,7 @@ def _add_catch_all(app: FastAPI) -> None:
         raise NotFoundError("No such route. The routes are listed at /api/v1/docs.")
 
     for path in (API_PREFIX, API_PREFIX + "/{rest:path}"):
-        app.add_api_route(path, unmatched, methods=METHODS, include_in_schema=False)
+        app.add_api_route(path, unmatched, methods=list(METHODS), include_in_schema=False)
 
 
 def _openapi(app: FastAPI) -> dict:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..keys import InvalidKeyError, KeyInfo, require_role, verify_key
+from ..keys import InvalidKeyError, KeyInfo, require_role
 from . import context as keys_of
 from .context import ApiContext, context
 from .ratelimit import Decision, client_id
@@ -25,8 +25,10 @@ bearer = HTTPBearer(
 )
 
 
-def _remember(request: Request, decision: Decision) -> None:
-    """Keep the tightest budget's headers for the response."""
+def _remember(request: Request, decision: Decision | None) -> None:
+    """Keep the tightest budget's headers for the response (none for a budget that is off)."""
+    if decision is None:
+        return
     current = request.scope.get(keys_of.RATE_HEADERS)
     if current is None or int(current["X-RateLimit-Remaining"]) >= decision.remaining:
         request.scope[keys_of.RATE_HEADERS] = decision.headers()
@@ -46,7 +48,7 @@ def caller(
     """The verified key of the request (401 otherwise), counted against its request budget."""
     token = credentials.credentials if credentials else None
     try:
-        info = verify_key(ctx.studio, token)
+        info = ctx.studio.keys.verify(token)
     except InvalidKeyError as error:
         if error.prefix:
             request.scope[keys_of.CLAIMED_PREFIX] = error.prefix

@@ -6,7 +6,6 @@ import dataclasses
 import logging
 import threading
 import time
-from pathlib import Path
 
 from fastapi import Request
 
@@ -20,6 +19,7 @@ from .ratelimit import RateLimits, client_id
 log = logging.getLogger("gempix.api")
 
 API_PREFIX = "/api/v1"
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")  # what the log records
 TOUCH_EVERY_S = 60.0  # a key's last_used_at is written at most once a minute
 
 # Keys of the ASGI scope where a request's facts are left for the request log.
@@ -36,19 +36,17 @@ class ApiContext:
     config: ApiConfig
     limits: RateLimits
     gpu: GpuQueue
-    cache_dirs: tuple[Path, ...] = ()
     _touched: dict[str, float] = dataclasses.field(default_factory=dict)
     _erased: set[str] = dataclasses.field(default_factory=set)  # pseudonyms, memory only
     _touch_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     @classmethod
-    def create(cls, studio: Studio, config: ApiConfig, cache_dirs=()) -> ApiContext:
+    def create(cls, studio: Studio, config: ApiConfig) -> ApiContext:
         return cls(
             studio=studio,
             config=config,
             limits=RateLimits(config),
             gpu=GpuQueue(config.max_queue, workers=config.max_batch),
-            cache_dirs=tuple(Path(d) for d in cache_dirs),
         )
 
     def touch(self, prefix: str) -> None:
@@ -59,7 +57,7 @@ class ApiContext:
                 return
             self._touched[prefix] = now
         try:
-            self.studio.store.touch_api_key(prefix)
+            self.studio.keys.touch(prefix)
         except GemPixError as error:
             log.warning("could not note the use of an API key: %s", type(error).__name__)
 
@@ -82,7 +80,7 @@ class ApiContext:
         if key is not None and client_id("erased:" + key.user_id) in self._erased:
             key = key_prefix = None
         try:
-            self.studio.store.record_api_request(
+            self.studio.keys.log_request(
                 route,
                 method,
                 status,

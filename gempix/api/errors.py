@@ -1,8 +1,9 @@
 """Every API error in one JSON shape, rendered by one set of handlers.
 
 ``{"ok": false, "error": <message>, "status": <HTTP status>}``, whatever failed: a GemPixError
-from the service (its message and status), a request that does not match the schema (400,
-naming the field and the rule, never the value sent), an unknown route (404) or method (405),
+from the service (its message and status), a request that does not match the schema (400, in
+the words of every door: ``gempix.params.describe``, never echoing a prompt or an unknown
+field's name), an unknown route (404) or method (405),
 or an unexpected exception (500 with a generic message; the details go to the server log
 only). ``tests/test_api_errors.py`` drives one error of each class through the API.
 """
@@ -20,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import GemPixError, ValidationError
+from ..params import describe
 
 log = logging.getLogger("gempix.api")
 
@@ -107,26 +109,21 @@ def _field(part: Any) -> str:
 
 
 def describe_validation(errors: list[dict[str, Any]]) -> str:
-    """Field and rule of each schema error (at most 3), never the value that was sent."""
-    parts = []
-    for item in errors[:3]:
-        location = [_field(part) for part in item.get("loc", ()) if part not in ("body", "query")]
-        field = ".".join(location) or "body"
+    """Field and rule of each schema error (at most 3), as every door words them."""
+    shown = []
+    for item in errors:
+        location = [_field(p) for p in item.get("loc", ()) if p not in ("body", "query", "path")]
         kind = item.get("type", "")
         if kind == "json_invalid":
-            parts.append("body: not valid JSON")
-            continue
+            return "body: not valid JSON."
         if kind == "extra_forbidden":  # the name is the client's text: not echoed
             parent = ".".join(location[:-1]) or "body"
-            parts.append(f"{parent}: unknown field (the schema is at /api/v1/docs)")
-            continue
-        message = str(item.get("msg", "invalid value"))
-        limit = (item.get("ctx") or {}).get("max_length")
-        if limit is not None:
-            message = f"at most {limit} characters or items"
-        parts.append(f"{field}: {message}")
-    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-    return "; ".join(parts) + more + "."
+            item = {
+                "type": "value_error",
+                "ctx": {"error": f"{parent}: unknown field (the schema is at /api/v1/docs)."},
+            }
+        shown.append({**item, "loc": tuple(location) or ("body",)})
+    return describe(shown)
 
 
 def _request_validation(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -16,12 +16,11 @@ import time
 from typing import Any
 
 import gradio as gr
-from pydantic import ValidationError as PydanticError
 
 from ..errors import GemPixError
-from ..keys import KeyInfo, verify_key
+from ..keys import KeyInfo
 from .context import API_PREFIX, ApiContext
-from .errors import INTERNAL_ERROR, describe_validation, log
+from .errors import INTERNAL_ERROR, log
 from .routes.generate import prepare, run_generation
 from .schemas import GenerateBody
 
@@ -64,7 +63,7 @@ def build_mcp(ctx: ApiContext) -> gr.Blocks:
         key: KeyInfo | None = None
         status, error_class = 200, None
         try:
-            key = verify_key(ctx.studio, authorization)
+            key = ctx.studio.keys.verify(authorization)
             ctx.limits.check("requests", key.prefix)
             ctx.limits.check("generate", key.prefix)
             body = GenerateBody(
@@ -83,9 +82,6 @@ def build_mcp(ctx: ApiContext) -> gr.Blocks:
             )
             result = ctx.gpu.result(job)
             return _tool_result(result)
-        except PydanticError as error:
-            status, error_class = 400, "ValidationError"
-            raise gr.Error(describe_validation(error.errors())) from None
         except GemPixError as error:
             status, error_class = int(getattr(error, "status", 400)), type(error).__name__
             raise gr.Error(error.message if status != 500 else INTERNAL_ERROR) from None

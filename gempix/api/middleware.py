@@ -16,9 +16,8 @@ from fastapi import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..store.api_log import METHODS
 from . import context as keys_of
-from .context import API_PREFIX, ApiContext
+from .context import API_PREFIX, METHODS, ApiContext
 from .errors import ERROR_CLASS_KEY, error_body
 
 STATIC_PATHS = frozenset({f"{API_PREFIX}/openapi.json"})

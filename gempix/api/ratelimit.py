@@ -1,9 +1,11 @@
 """Per-key rate limits with the ``limits`` library (moving window).
 
 Three budgets: every request of a key, the generations of a key, and the requests that carry
-no valid key, counted per client address. Client addresses are never stored as such: they are
-keyed with a random salt that exists only in this process's memory (``client_id``), and with
-the default in-memory storage nothing of them outlives the process. With ``redis_url`` the
+no valid key, counted per client address (and a fourth for the web app's events, see
+``gempix.server``). A budget whose rate is ``off`` is not counted at all. Client addresses are
+never stored as such: they are keyed with a random salt that exists only in this process's
+memory (``client_id``), and with the default in-memory storage nothing of them outlives the
+process. With ``redis_url`` the
 counters (still under salted ids, rotating with each restart) are shared by several workers.
 """
 
@@ -57,12 +59,10 @@ class RateLimits:
         storage = storage_from_string(config.redis_url or "memory://")
         self._limiter = MovingWindowRateLimiter(storage)
         self.items: dict[str, RateLimitItem] = {
-            "requests": parse(config.rate_requests),
-            "generate": parse(config.rate_generate),
-            "anonymous": parse(config.rate_anonymous),
+            budget: parse(getattr(config, f"rate_{budget}"))
+            for budget in ("requests", "generate", "anonymous", "web")
+            if config.limited(budget)
         }
-        if config.web_limited:
-            self.items["web"] = parse(config.rate_web)
         self._lock = threading.Lock()  # hit + stats as one step, so the numbers agree
 
     def hit(self, budget: str, identity: str) -> Decision:
@@ -72,8 +72,11 @@ class RateLimits:
             stats = self._limiter.get_window_stats(item, budget, identity)
         return Decision(allowed, item.amount, max(0, stats.remaining), stats.reset_time)
 
-    def check(self, budget: str, identity: str) -> Decision:
-        """Count one request against ``budget``; RateLimited (429) when it is spent."""
+    def check(self, budget: str, identity: str) -> Decision | None:
+        """Count one request against ``budget``; RateLimited (429) when it is spent; None
+        when the budget is off."""
+        if budget not in self.items:
+            return None
         decision = self.hit(budget, identity)
         if not decision.allowed:
             item = self.items[budget]

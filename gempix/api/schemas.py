@@ -1,7 +1,9 @@
 """Request and response bodies, as the OpenAPI schema shows them.
 
-The bodies check types only (strictly: ``"5"`` is not a number); the rules (sizes, ranges,
-known styles...) are the service's, so the API says exactly what the CLI and the web app say.
+The generate body is the request model itself (``gempix.params.GenerationRequest``: every
+field's default, range, choices and rule), with images as base64 text; so OpenAPI carries the
+real constraints and the API says exactly what the CLI and the web app say. Other bodies
+check types strictly (``"5"`` is not a number) and forbid unknown fields.
 """
 
 from __future__ import annotations
@@ -11,75 +13,28 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..engine.adapters import MAX_REFERENCES
-from ..engine.request import (
-    DEFAULT_CHARACTER_STRENGTH,
-    DEFAULT_STYLE_STRENGTH,
-    MAX_IMAGES,
-    MAX_PROMPT_CHARS,
-)
-from ..engine.sizes import ASPECTS, RESOLUTIONS
-from ..engine.upscale import CHOICES as UPSCALERS
+from ..params import MAX_CHARACTER_CHARS, MAX_REFERENCES, GenerationRequest, field_range
+
+BASE64 = "base64 (PNG, JPEG, WebP; a data: URL is accepted too)"
+STRENGTH = field_range("character_strength")
 
 
 class Body(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 
 
-class GenerateBody(Body):
+class GenerateBody(GenerationRequest):
     """Everything ``gempix generate`` can ask for; left out means the model's default."""
 
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"prompt": "a lighthouse on a cliff at dawn", "seed": 7}]}
-    )
-
-    prompt: str = Field(max_length=MAX_PROMPT_CHARS, description="What to draw.")
-    negative_prompt: str = Field("", max_length=MAX_PROMPT_CHARS, description="What to avoid.")
-    seed: int | None = Field(
-        None, description="Seed of the first image (0 to 2^32-1); image i gets seed + i."
-    )
-    steps: int | None = Field(None, description="Denoising steps (the model's default if null).")
-    guidance: float | None = Field(
-        None, description="Classifier-free guidance, 0 to 30 (turbo models use 0)."
-    )
-    width: int | None = Field(None, description="Width in pixels (give height too, not aspect).")
-    height: int | None = Field(None, description="Height in pixels.")
-    aspect: str | None = Field(None, description=f"Aspect ratio: {', '.join(ASPECTS)}.")
-    resolution: str = Field(
-        "native", description=f"Output size class: {', '.join(RESOLUTIONS)} (2k/4k upscale)."
-    )
-    num_images: int = Field(1, description=f"Images to make, 1 to {MAX_IMAGES}.")
-    init_image: str | None = Field(
-        None,
-        description="A start image (image-to-image), base64 (PNG, JPEG, WebP); a data: URL "
-        "is accepted too.",
-    )
-    strength: float = Field(0.6, description="How much the init image may change, (0, 1].")
-    upscaler: str = Field("auto", description=f"Upscaler for 2k/4k: {', '.join(UPSCALERS)}.")
-    styles: list[str] = Field(
-        [], max_length=16, description="Style preset names (GET /styles), applied in order."
-    )
+    init_image: str | None = Field(None, description=f"A start image (image-to-image), {BASE64}.")
     style_image: str | None = Field(
-        None, description="A style reference image, base64: its look, not its content, is used."
+        None, description=f"A style reference image, {BASE64}: its look, not its content."
     )
-    style_strength: float = Field(
-        DEFAULT_STYLE_STRENGTH, description="Style reference strength, 0 (off) to 2."
-    )
-    character: str | None = Field(
-        None, description="Id or name of one of your characters (GET /characters)."
-    )
-    references: list[str] = Field(
-        [],
+    references: tuple[str, ...] = Field(
+        (),
         max_length=MAX_REFERENCES,
-        description="Or a one-off character: 1 to 4 reference images, base64 (not saved).",
-    )
-    character_strength: float | None = Field(
-        None,
-        description="Character strength, 0 (off) to 2; null: the character's own, else "
-        f"{DEFAULT_CHARACTER_STRENGTH}.",
-    )
-    character_face: bool = Field(
-        False, description="The character is a face: use the plus-face adapter weights."
+        description=f"Or a one-off character: 1 to {MAX_REFERENCES} reference images, "
+        f"{BASE64}; not saved.",
     )
 
 
@@ -125,7 +80,6 @@ class StyleOut(BaseModel):
     prompt: str
     negative: str
     recommended: dict[str, Any] = {}
-    user: bool = False
 
 
 class StylesOut(BaseModel):
@@ -135,23 +89,32 @@ class StylesOut(BaseModel):
 
 
 class CharacterCreate(Body):
-    name: str = Field(max_length=64, description="1 to 64 printable characters, unique per user.")
+    name: str = Field(
+        max_length=MAX_CHARACTER_CHARS, description="1 to 64 printable characters, unique per user."
+    )
     references: list[str] = Field(
-        min_length=1, max_length=4, description="1 to 4 reference images, base64 each."
+        min_length=1,
+        max_length=MAX_REFERENCES,
+        description=f"1 to {MAX_REFERENCES} reference images, {BASE64}.",
     )
     rights_confirmed: bool = Field(
         description="Must be true: you have the rights to use these images."
     )
-    strength: float | None = Field(None, description="How strongly generations follow it.")
+    strength: float | None = Field(
+        None, ge=STRENGTH[0], le=STRENGTH[1], description="How strongly generations follow it."
+    )
 
 
 class CharacterPatch(Body):
-    name: str | None = Field(None, max_length=64)
+    name: str | None = Field(None, max_length=MAX_CHARACTER_CHARS)
     references: list[str] | None = Field(
-        None, min_length=1, max_length=4, description="New reference images (replace the old)."
+        None,
+        min_length=1,
+        max_length=MAX_REFERENCES,
+        description="New reference images (replace the old).",
     )
     rights_confirmed: bool | None = Field(None, description="Required with new references.")
-    strength: float | None = None
+    strength: float | None = Field(None, ge=STRENGTH[0], le=STRENGTH[1])
 
 
 class CharacterOut(BaseModel):

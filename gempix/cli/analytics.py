@@ -1,7 +1,7 @@
 """`gempix analytics`: the k-suppressed usage report, and Parquet snapshots for notebooks.
 
-Both open the data directory's database, so they work while the app is stopped; while it runs,
-DuckDB's one-process rule makes them fail with a message saying what to do instead.
+Both run as the local operator (an admin) through ``studio.analytics``, as the admin Analytics
+tab and ``/api/v1/admin/analytics`` do.
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from .. import analytics as usage
-from ..errors import GemPixError
+from ..privacy.identity import LOCAL_USER
+from ..service import Studio
 from ..settings import Settings
-from ..store import Store
-from ..store.core import DB_FILE
-from . import UserError, load_settings
+from . import cli, data_dir_option
 
 TITLES = {
     "style_trends": "Style trends (uses per day)",
@@ -29,15 +27,6 @@ TITLES = {
     "error_rates": "Outcomes per day",
     "daily_uniques": "Daily unique visitors",
 }
-
-
-def _open(settings: Settings) -> Store:
-    if not (settings.data_dir / DB_FILE).is_file():
-        raise UserError(f"No GemPix database in {settings.data_dir} yet: nothing to report.")
-    try:
-        return Store.open(settings)
-    except GemPixError as error:
-        raise UserError(error.message) from None
 
 
 def _render(tables: dict[str, pd.DataFrame], fmt: str, since: str, k: int) -> str:
@@ -60,7 +49,7 @@ def _render(tables: dict[str, pd.DataFrame], fmt: str, since: str, k: int) -> st
     return "\n".join(lines)
 
 
-@click.group(invoke_without_command=True)
+@cli.group(invoke_without_command=True)
 @click.option(
     "--since",
     default="30d",
@@ -75,7 +64,7 @@ def _render(tables: dict[str, pd.DataFrame], fmt: str, since: str, k: int) -> st
     show_default=True,
     help="Output format; csv is one table with a 'report' column.",
 )
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Data folder.")
+@data_dir_option
 @click.pass_context
 def analytics(ctx: click.Context, since: str, fmt: str, data_dir: str | None) -> None:
     """Anonymized usage: style trends, mixes, latency, outcomes, daily uniques.
@@ -87,15 +76,9 @@ def analytics(ctx: click.Context, since: str, fmt: str, data_dir: str | None) ->
     """
     if ctx.invoked_subcommand is not None:
         return
-    settings = load_settings(data_dir=data_dir)
-    store = _open(settings)
-    try:
-        start = usage.parse_since(since)
-        tables = usage.report(store, start)
-    except GemPixError as error:
-        raise UserError(error.message) from None
-    finally:
-        store.close()
+    settings = Settings.load(data_dir=data_dir)
+    with Studio(settings) as studio:
+        start, tables = studio.analytics.report(LOCAL_USER, since)
     click.echo(_render(tables, fmt, start.isoformat(sep=" "), settings.analytics_k))
 
 
@@ -108,7 +91,7 @@ def analytics(ctx: click.Context, since: str, fmt: str, data_dir: str | None) ->
     type=click.Path(file_okay=False),
     help="Folder for the Parquet file (created if missing).",
 )
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Data folder.")
+@data_dir_option
 def snapshot(out: str, data_dir: str | None) -> None:
     """Write the anonymous usage events to a zstd Parquet file and print its path.
 
@@ -117,11 +100,5 @@ def snapshot(out: str, data_dir: str | None) -> None:
 
     Example: gempix analytics snapshot -o snapshots/
     """
-    store = _open(load_settings(data_dir=data_dir))
-    try:
-        path = usage.snapshot(store, Path(out))
-    except GemPixError as error:
-        raise UserError(error.message) from None
-    finally:
-        store.close()
-    click.echo(str(path))
+    with Studio(Settings.load(data_dir=data_dir)) as studio:
+        click.echo(str(studio.analytics.snapshot(LOCAL_USER, Path(out))))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from ..batch import run_batch
-from . import cli, load_settings
-from .generate import model_options, speed_options, speed_settings
+from . import cli
+from .generate import model_options, model_settings, speed_options
 
 
 @cli.command()
@@ -17,13 +17,12 @@ from .generate import model_options, speed_options, speed_settings
 def batch(prompts, out, model, data_dir, device, memory, compile_model):
     """Generate every request of PROMPTS (one JSON object per line) into --out.
 
-    Each line holds GenerationRequest fields, e.g. {"prompt": "a fox", "seed": 1,
-    "styles": ["watercolor"]}. Re-running skips lines already done. Spread the work over
-    processes with: torchrun --nproc_per_node 2 -m gempix batch PROMPTS -o OUT
+    Each line holds the fields of a request, named as in the HTTP API (docs/api.md), e.g.
+    {"prompt": "a fox", "seed": 1, "styles": ["watercolor"]}. Re-running skips lines already
+    done. Spread the work over processes with:
+    torchrun --nproc_per_node 2 -m gempix batch PROMPTS -o OUT
     """
-    settings = load_settings(
-        model=model, data_dir=data_dir, device=device, **speed_settings(memory, compile_model)
-    )
+    settings = model_settings(model, data_dir, device, memory, compile_model)
     summary = run_batch(settings, prompts, out)
     click.echo(
         f"{summary.done} done, {summary.failed} failed, {summary.skipped} skipped "

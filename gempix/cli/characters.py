@@ -1,18 +1,15 @@
-"""`gempix characters`: the local user's character library, for `gempix generate --character`.
+"""`gempix characters`: a character library, for `gempix generate --character`.
 
-These open the data directory's database, so run them while the server is stopped; while it
-runs, the web app's Characters tab does the same.
+They act for the local operator, or for the account of ``--user-key``, through
+``studio.characters`` like the web app's Characters tab and the HTTP API.
 """
 
 from __future__ import annotations
 
 import click
 
-from .. import gallery
-from ..privacy.identity import LOCAL_USER
-from ..references import find_character
-from ..service import Studio
-from . import cli, load_settings
+from ..settings import Settings
+from . import cli, session, user_key_options
 
 IMAGES = click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
 CONFIRM = click.option(
@@ -20,7 +17,10 @@ CONFIRM = click.option(
     is_flag=True,
     help="Confirm you have the rights to use these images (required; stored with the character).",
 )
-DATA_DIR = click.option("--data-dir", type=click.Path(file_okay=False), help="Data folder.")
+
+
+def _session(data_dir, user_key, user_key_file):
+    return session(Settings.load(data_dir=data_dir), user_key, user_key_file, operator=True)
 
 
 @cli.group()
@@ -32,11 +32,11 @@ def characters() -> None:
 
 
 @characters.command("list")
-@DATA_DIR
-def list_(data_dir: str | None) -> None:
+@user_key_options
+def list_(data_dir, user_key, user_key_file) -> None:
     """Your characters: name, number of references, strength."""
-    with Studio(load_settings(data_dir=data_dir)) as studio:
-        rows = gallery.list_characters(studio, LOCAL_USER)
+    with _session(data_dir, user_key, user_key_file) as (studio, user_id):
+        rows = studio.characters.list(user_id)
     if not rows:
         click.echo("No characters yet. Create one with: gempix characters create NAME IMAGE...")
         return
@@ -50,25 +50,22 @@ def list_(data_dir: str | None) -> None:
 @IMAGES
 @CONFIRM
 @click.option("--strength", type=float, help="Its default strength, 0 (off) to 2.")
-@DATA_DIR
-def create(name, images, confirm_rights, strength, data_dir) -> None:
+@user_key_options
+def create(name, images, confirm_rights, strength, data_dir, user_key, user_key_file) -> None:
     """Save a character from 1-4 reference images (checked, turned upright, stored as PNG)."""
-    with Studio(load_settings(data_dir=data_dir)) as studio:
-        gallery.create_character(
-            studio, LOCAL_USER, name, list(images), confirm_rights, strength=strength
-        )
+    with _session(data_dir, user_key, user_key_file) as (studio, user_id):
+        studio.characters.create(user_id, name, list(images), confirm_rights, strength=strength)
     click.echo(f"Saved {name} ({len(images)} references). Use it: gempix generate --character")
 
 
 @characters.command()
 @click.argument("name")
 @click.argument("new_name")
-@DATA_DIR
-def rename(name, new_name, data_dir) -> None:
+@user_key_options
+def rename(name, new_name, data_dir, user_key, user_key_file) -> None:
     """Rename a character."""
-    with Studio(load_settings(data_dir=data_dir)) as studio:
-        row = find_character(studio.store, LOCAL_USER, name)
-        gallery.rename_character(studio, LOCAL_USER, row["id"], new_name)
+    with _session(data_dir, user_key, user_key_file) as (studio, user_id):
+        studio.characters.update(user_id, name, name=new_name)
     click.echo(f"Renamed {name} to {new_name}.")
 
 
@@ -76,21 +73,21 @@ def rename(name, new_name, data_dir) -> None:
 @click.argument("name")
 @IMAGES
 @CONFIRM
-@DATA_DIR
-def replace(name, images, confirm_rights, data_dir) -> None:
+@user_key_options
+def replace(name, images, confirm_rights, data_dir, user_key, user_key_file) -> None:
     """Replace a character's references (the old files are deleted)."""
-    with Studio(load_settings(data_dir=data_dir)) as studio:
-        row = find_character(studio.store, LOCAL_USER, name)
-        gallery.replace_references(studio, LOCAL_USER, row["id"], list(images), confirm_rights)
+    with _session(data_dir, user_key, user_key_file) as (studio, user_id):
+        studio.characters.update(
+            user_id, name, references=list(images), rights_confirmed=confirm_rights
+        )
     click.echo(f"Replaced the references of {name} ({len(images)} images).")
 
 
 @characters.command()
 @click.argument("name")
-@DATA_DIR
-def delete(name, data_dir) -> None:
+@user_key_options
+def delete(name, data_dir, user_key, user_key_file) -> None:
     """Delete a character and its reference files."""
-    with Studio(load_settings(data_dir=data_dir)) as studio:
-        row = find_character(studio.store, LOCAL_USER, name)
-        gallery.delete_character(studio, LOCAL_USER, row["id"])
+    with _session(data_dir, user_key, user_key_file) as (studio, user_id):
+        studio.characters.delete(user_id, name)
     click.echo(f"Deleted {name}.")

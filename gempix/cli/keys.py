@@ -1,7 +1,6 @@
 """`gempix keys`: API keys for the HTTP API (create, list, revoke).
 
-These open the data directory's database, so run them while the server is stopped; while it
-runs, users create and revoke their own keys in the web app's API tab.
+They call ``studio.keys``, as the web app's API tab does for a user's own keys.
 """
 
 from __future__ import annotations
@@ -10,12 +9,11 @@ import json
 
 import click
 
-from .. import keys as api_keys
-from ..errors import GemPixError
-from ..privacy.identity import LOCAL_USER, open_user
+from ..privacy.identity import LOCAL_USER
 from ..privacy.jsonout import json_value
 from ..service import Studio
-from . import UserError, cli, load_settings
+from ..settings import Settings
+from . import cli, data_dir_option, session, user_key_options
 
 
 def _when(value) -> str:
@@ -36,25 +34,19 @@ def keys() -> None:
     type=click.Choice(["user", "admin"]),
     default="user",
     show_default=True,
-    help="admin keys may also read /api/v1/admin/*.",
+    help="admin keys may also read /api/v1/admin/*, while their account is an admin.",
 )
 @click.option("--name", default="", help="A label for the key (1-64 characters).")
-@click.option(
-    "--user-key",
-    help="The user key (gpu_...) of the account the key acts for; default: you, the operator.",
-)
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Data folder.")
-def create(role: str, name: str, user_key: str | None, data_dir: str | None) -> None:
-    """Create a key and print it once (stdout); only a hash of it is kept.
+@user_key_options
+def create(role: str, name: str, data_dir, user_key, user_key_file) -> None:
+    """Create a key and print it once (stdout); only a hash of it is kept. It acts for the
+    account of --user-key, by default for you, the operator (an admin).
 
     Example: KEY=$(gempix keys create --name laptop)
     """
-    with Studio(load_settings(data_dir=data_dir)) as studio:
-        try:
-            user_id = open_user(studio, user_key) if user_key else LOCAL_USER
-            full_key, row = api_keys.create_key(studio, user_id, role, name)
-        except GemPixError as error:
-            raise UserError(error.message) from None
+    settings = Settings.load(data_dir=data_dir)
+    with session(settings, user_key, user_key_file, operator=True) as (studio, user_id):
+        full_key, row = studio.keys.create(user_id, role, name)
     click.echo(full_key)
     click.echo(
         f"Created {row['role']} key {row['prefix']} ({row['name']}). It is shown only now: "
@@ -67,11 +59,11 @@ def create(role: str, name: str, user_key: str | None, data_dir: str | None) -> 
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Data folder.")
+@data_dir_option
 def list_(fmt: str, data_dir: str | None) -> None:
     """Every key: prefix, name, role, owner (local operator or a user), dates. No secrets."""
-    with Studio(load_settings(data_dir=data_dir)) as studio:
-        rows = api_keys.list_keys(studio)
+    with Studio(Settings.load(data_dir=data_dir)) as studio:
+        rows = studio.keys.list()
     if fmt == "json":
         click.echo(json.dumps(json_value(rows), indent=2))
         return
@@ -90,15 +82,12 @@ def list_(fmt: str, data_dir: str | None) -> None:
 
 @keys.command("revoke")
 @click.argument("prefix")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Data folder.")
+@data_dir_option
 def revoke(prefix: str, data_dir: str | None) -> None:
     """Revoke the key PREFIX (the 12 characters after gpx_) at once.
 
     Example: gempix keys revoke 3f9a1c0b7d2e
     """
-    with Studio(load_settings(data_dir=data_dir)) as studio:
-        try:
-            api_keys.revoke_key(studio, None, prefix)
-        except GemPixError as error:
-            raise UserError(error.message) from None
+    with Studio(Settings.load(data_dir=data_dir)) as studio:
+        studio.keys.revoke(None, prefix)
     click.echo(f"Revoked {prefix}.")

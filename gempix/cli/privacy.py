@@ -1,87 +1,33 @@
 """`gempix user|consent|policy|export|erase|delete-image|restrict|object|training-manifest`.
 
-Every command calls the same ``gempix.privacy`` functions as the web app and the HTTP API.
-Commands acting for a user take their user key with ``--user-key`` or, keeping it out of the
-shell history and the process list, ``--user-key-file`` (``-`` reads standard input). A wrong,
-malformed or erased key is one line on stderr and exit code 2, like any invalid input.
+Every command calls ``studio.privacy`` (or ``studio.images``), as the web app and the HTTP API
+do. A wrong, malformed or erased key is one line on stderr and exit code 2, like any invalid
+input.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
-from .. import privacy
-from ..privacy import consent as consents
+from ..keys import ROLES
+from ..privacy.consent import PURPOSES, ConsentState
+from ..privacy.jsonout import json_value
+from ..privacy.policy import load_policy, notice_text
 from ..service import Studio
-from ..store.users import ROLES
-from . import UserError, cli, load_settings
+from ..settings import Settings
+from . import cli, data_dir_option, key_options, session, user_key_options
 
 METHOD = "cli"
 
 
-def _studio(data_dir: str | None) -> Studio:
-    return Studio(load_settings(data_dir=data_dir))
+def _session(data_dir, user_key, user_key_file):
+    return session(Settings.load(data_dir=data_dir), user_key, user_key_file)
 
 
-def _read_key(user_key: str | None, user_key_file: str | None) -> str:
-    if (user_key is None) == (user_key_file is None):
-        raise UserError("Give the user key with --user-key KEY or --user-key-file FILE.")
-    if user_key is not None:
-        return user_key
-    try:
-        if user_key_file == "-":
-            return sys.stdin.readline().strip()
-        return Path(user_key_file).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        raise UserError(f"Could not read the user key from {user_key_file}.") from None
-
-
-def data_dir_option(command):
-    return click.option("--data-dir", type=click.Path(file_okay=False), help="Data folder.")(
-        command
-    )
-
-
-def user_key_options(command):
-    """--user-key / --user-key-file / --data-dir, shared by every command acting for a user."""
-    for option in reversed(
-        [
-            click.option("--user-key", help="Your user key (gpu_...)."),
-            click.option(
-                "--user-key-file",
-                type=click.Path(dir_okay=False, allow_dash=True),
-                help="Read the user key from this file ('-': standard input).",
-            ),
-            click.option("--data-dir", type=click.Path(file_okay=False), help="Data folder."),
-        ]
-    ):
-        command = option(command)
-    return command
-
-
-class _Session:
-    """A studio and the user a key opens; closes the studio on leaving."""
-
-    def __init__(self, data_dir, user_key, user_key_file):
-        self.key = _read_key(user_key, user_key_file)
-        self.studio = _studio(data_dir)
-
-    def __enter__(self) -> tuple[Studio, str]:
-        try:
-            return self.studio, privacy.open_user(self.studio, self.key)
-        except BaseException:
-            self.studio.close()
-            raise
-
-    def __exit__(self, *exc_info) -> None:
-        self.studio.close()
-
-
-def _state_line(state: consents.ConsentState) -> str:
+def _state_line(state: ConsentState) -> str:
     word = "granted" if state.granted else "not granted"
     if state.default:
         return f"{state.purpose}: {word} (default)"
@@ -107,8 +53,8 @@ def user_create(data_dir: str | None) -> None:
 
     Example: gempix user create > my-key.txt
     """
-    with _studio(data_dir) as studio:
-        key, _ = privacy.create_user(studio)
+    with Studio(Settings.load(data_dir=data_dir)) as studio:
+        key, _ = studio.privacy.create_user()
     click.echo(key)
     click.echo(
         "This is your user key; it is shown only this once. Keep it safe: it cannot be "
@@ -122,10 +68,10 @@ def user_create(data_dir: str | None) -> None:
 @user_key_options
 def user_show(as_json: bool, data_dir, user_key, user_key_file) -> None:
     """Show the account: profile, consents, restriction, policy notice, stored rows."""
-    with _Session(data_dir, user_key, user_key_file) as (studio, user_id):
-        summary = privacy.account_summary(studio, user_id)
+    with _session(data_dir, user_key, user_key_file) as (studio, user_id):
+        summary = studio.privacy.account(user_id)
     if as_json:
-        click.echo(json.dumps(_jsonable(summary), indent=2))
+        click.echo(json.dumps(json_value(summary), indent=2))
         return
     click.echo(f"Display name: {summary['display_name'] or '(none)'}")
     click.echo(f"Created: {summary['created_at'].isoformat(sep=' ', timespec='seconds')} UTC")
@@ -134,21 +80,9 @@ def user_show(as_json: bool, data_dir, user_key, user_key_file) -> None:
     for state in summary["consents"].values():
         click.echo(f"Consent {_state_line(state)}")
     if summary["needs_notice"]:
-        click.echo(privacy.notice_text())
+        click.echo(notice_text())
     rows = ", ".join(f"{table} {count}" for table, count in summary["rows"].items())
     click.echo(f"Stored rows: {rows}")
-
-
-def _jsonable(value):
-    from dataclasses import asdict, is_dataclass
-
-    from ..privacy.jsonout import json_value
-
-    if is_dataclass(value):
-        return _jsonable(asdict(value))
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return json_value(value)
 
 
 @user.command("update")
@@ -159,8 +93,8 @@ def user_update(display_name: str, data_dir, user_key, user_key_file) -> None:
 
     Example: gempix user update --display-name "Ada" --user-key-file my-key.txt
     """
-    with _Session(data_dir, user_key, user_key_file) as (studio, user_id):
-        privacy.update_profile(studio, user_id, display_name=display_name)
+    with _session(data_dir, user_key, user_key_file) as (studio, user_id):
+        studio.privacy.update_profile(user_id, display_name=display_name)
     click.echo("Profile updated.")
 
 
@@ -168,14 +102,13 @@ def user_update(display_name: str, data_dir, user_key, user_key_file) -> None:
 @click.argument("role", type=click.Choice(ROLES))
 @user_key_options
 def user_role(role: str, data_dir, user_key, user_key_file) -> None:
-    """Give the account a role: admins see the web app's Analytics tab.
-
-    Run it while the app is stopped (one process owns the database).
+    """Give the account a role: admins see the Analytics tab and /api/v1/admin/* (with an
+    admin key); see docs/architecture.md, "Identity and roles".
 
     Example: gempix user role admin --user-key-file my-key.txt
     """
-    with _Session(data_dir, user_key, user_key_file) as (studio, user_id):
-        studio.store.update_user(user_id, role=role)
+    with _session(data_dir, user_key, user_key_file) as (studio, user_id):
+        studio.privacy.set_role(user_id, role)
     click.echo(f"Role set: {role}.")
 
 
@@ -183,8 +116,8 @@ def user_role(role: str, data_dir, user_key, user_key_file) -> None:
 @user_key_options
 def user_confirm_age(data_dir, user_key, user_key_file) -> None:
     """Confirm that you are at least the minimum age (needed before your first image)."""
-    with _Session(data_dir, user_key, user_key_file) as (studio, user_id):
-        privacy.confirm_age(studio.store, user_id)
+    with _session(data_dir, user_key, user_key_file) as (studio, user_id):
+        studio.privacy.confirm_age(user_id)
         minimum = studio.settings.min_age
     click.echo(f"Confirmed: at least {minimum} years old.")
 
@@ -201,8 +134,8 @@ def consent() -> None:
 @user_key_options
 def consent_status(data_dir, user_key, user_key_file) -> None:
     """Each purpose and whether it is granted now."""
-    with _Session(data_dir, user_key, user_key_file) as (studio, user_id):
-        states = privacy.consent_status(studio, user_id)
+    with _session(data_dir, user_key, user_key_file) as (studio, user_id):
+        states = studio.privacy.consent(user_id)
     for state in states.values():
         click.echo(_state_line(state))
 
@@ -215,12 +148,11 @@ def _consent_command(granted: bool):
     )
 
     @consent.command(verb, help=help_text)
-    @click.argument("purpose", type=click.Choice(list(consents.PURPOSES)))
+    @click.argument("purpose", type=click.Choice(list(PURPOSES)))
     @user_key_options
     def command(purpose, data_dir, user_key, user_key_file) -> None:
-        with _Session(data_dir, user_key, user_key_file) as (studio, user_id):
-            change = privacy.grant_consent if granted else privacy.withdraw_consent
-            state = change(studio, user_id, purpose, method=METHOD)
+        with _session(data_dir, user_key, user_key_file) as (studio, user_id):
+            state = studio.privacy.set_consent(user_id, purpose, granted, METHOD)
         click.echo(_state_line(state))
 
     return command
@@ -232,19 +164,14 @@ consent_withdraw = _consent_command(False)
 
 @cli.command("policy")
 @click.option("--ack", is_flag=True, help="Record that the user has read the current version.")
-@click.option("--user-key", help="Your user key (with --ack).")
-@click.option(
-    "--user-key-file",
-    type=click.Path(dir_okay=False, allow_dash=True),
-    help="Read the user key from this file (with --ack).",
-)
+@key_options
 @data_dir_option
 def policy(ack: bool, user_key, user_key_file, data_dir) -> None:
     """Print the privacy policy with its version and date; --ack records that you read it."""
-    current = privacy.load_policy()
+    current = load_policy()
     if ack:
-        with _Session(data_dir, user_key, user_key_file) as (studio, user_id):
-            privacy.acknowledge_policy(studio, user_id, current.version)
+        with _session(data_dir, user_key, user_key_file) as (studio, user_id):
+            studio.privacy.acknowledge_policy(user_id)
         click.echo(f"Acknowledged privacy policy version {current.version}.")
         return
     click.echo(current.heading)
@@ -263,63 +190,50 @@ def export_command(out: str | None, data_dir, user_key, user_key_file) -> None:
 
     Example: gempix export --user-key-file my-key.txt -o my-gempix-data.zip
     """
-    with _Session(data_dir, user_key, user_key_file) as (studio, user_id):
-        target = Path(out) if out else Path(privacy.export_filename(studio, user_id))
-        result = privacy.export(studio, user_id, target)
+    with _session(data_dir, user_key, user_key_file) as (studio, user_id):
+        target = Path(out) if out else Path(studio.privacy.export_filename(user_id))
+        result = studio.privacy.export(user_id, target)
     click.echo(f"{result.path}  {result.files} files, {result.bytes:,} bytes")
 
 
 @cli.command("erase")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option(
-    "--cache-dir",
-    "cache_dirs",
-    multiple=True,
-    type=click.Path(file_okay=False),
-    help="Also delete copies of your files in this folder (e.g. Gradio's cache); repeatable.",
-)
 @user_key_options
-def erase_command(yes: bool, cache_dirs, data_dir, user_key, user_key_file) -> None:
+def erase_command(yes: bool, data_dir, user_key, user_key_file) -> None:
     """Delete everything of yours, verify it, and print what was removed.
 
-    Every row and file, copies in cache folders, and the deleted values in the database
-    file (it is rewritten). Afterwards your key is unknown. This cannot be undone.
+    Every row and file, every copy the web app served or converted, and the deleted values
+    in the database file (it is rewritten). Afterwards your key is unknown. This cannot be
+    undone.
 
     Example: gempix erase --user-key-file my-key.txt --yes
     """
-    with _Session(data_dir, user_key, user_key_file) as (studio, user_id):
+    with _session(data_dir, user_key, user_key_file) as (studio, user_id):
         if not yes:
             click.confirm(
                 "Erase all your images, characters, styles, consents and API keys? "
                 "This cannot be undone",
                 abort=True,
             )
-        report = privacy.erase(studio, user_id, cache_dirs)
+        report = studio.privacy.erase(user_id)
     rows = ", ".join(f"{table} {count}" for table, count in report.rows.items() if count)
     click.echo(f"Erased rows: {rows or 'none'}")
     click.echo(
-        f"Erased files: {report.files} ({report.bytes:,} bytes, {report.cached_copies} cached "
+        f"Erased files: {report.files} ({report.bytes:,} bytes, {report.cached_copies} served "
         f"copies); database rewritten; verified in {report.seconds:.1f} s."
     )
 
 
 @cli.command("delete-image")
 @click.argument("image_ids", nargs=-1, required=True)
-@click.option(
-    "--cache-dir",
-    "cache_dirs",
-    multiple=True,
-    type=click.Path(file_okay=False),
-    help="Also delete copies in this folder; repeatable.",
-)
 @user_key_options
-def delete_image_command(image_ids, cache_dirs, data_dir, user_key, user_key_file) -> None:
-    """Delete one or more of your images (rows, files, cached copies), for good.
+def delete_image_command(image_ids, data_dir, user_key, user_key_file) -> None:
+    """Delete one or more of your images (rows, files, every copy served), for good.
 
     Example: gempix delete-image 3f2a... --user-key-file my-key.txt
     """
-    with _Session(data_dir, user_key, user_key_file) as (studio, user_id):
-        counts = privacy.delete_images(studio, user_id, list(image_ids), cache_dirs)
+    with _session(data_dir, user_key, user_key_file) as (studio, user_id):
+        counts = studio.images.delete(user_id, image_ids)
     click.echo(f"Deleted {counts['images']} image(s), {counts['files']} file(s).")
 
 
@@ -331,8 +245,8 @@ def restrict_command(lift: bool, data_dir, user_key, user_key_file) -> None:
 
     Example: gempix restrict --user-key-file my-key.txt   (undo: --lift)
     """
-    with _Session(data_dir, user_key, user_key_file) as (studio, user_id):
-        (privacy.lift_restriction if lift else privacy.restrict)(studio, user_id)
+    with _session(data_dir, user_key, user_key_file) as (studio, user_id):
+        studio.privacy.restrict(user_id, not lift)
     click.echo("Restriction lifted." if lift else "Processing restricted.")
 
 
@@ -344,11 +258,8 @@ def object_command(withdraw: bool, data_dir, user_key, user_key_file) -> None:
 
     Example: gempix object --user-key-file my-key.txt   (undo: --withdraw)
     """
-    with _Session(data_dir, user_key, user_key_file) as (studio, user_id):
-        if withdraw:
-            privacy.withdraw_objection(studio, user_id, method=METHOD)
-        else:
-            privacy.object_to_analytics(studio, user_id, method=METHOD)
+    with _session(data_dir, user_key, user_key_file) as (studio, user_id):
+        studio.privacy.set_consent(user_id, "analytics", withdraw, METHOD)
     click.echo("Objection withdrawn." if withdraw else "Objection recorded: no usage events.")
 
 
@@ -370,6 +281,6 @@ def training_manifest_command(out: str, data_dir: str | None) -> None:
 
     Example: gempix training-manifest -o train.jsonl
     """
-    with _studio(data_dir) as studio:
-        result = privacy.training_manifest(studio, out)
+    with Studio(Settings.load(data_dir=data_dir)) as studio:
+        result = studio.privacy.training_manifest(out)
     click.echo(f"{result.path}  {result.generations} generations")

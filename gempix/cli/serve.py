@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from . import cli, load_settings
-from .generate import model_options, speed_options, speed_settings
+from . import cli
+from .generate import model_options, model_settings, speed_options
 
 
 @cli.command()
@@ -51,13 +51,7 @@ def serve(
     """
     from ..server import serve as run
 
-    settings = load_settings(
-        host=host,
-        port=port,
-        model=model,
-        data_dir=data_dir,
-        device=device,
-        warmup=warmup,
-        **speed_settings(memory, compile_model),
+    settings = model_settings(
+        model, data_dir, device, memory, compile_model, host=host, port=port, warmup=warmup
     )
     run(settings, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, mcp=mcp)

@@ -10,14 +10,14 @@ derived from the old pictures stays in use.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
 from ..images import ImageSource
 from . import audit
-from .files import CopyFinder, owned_path, remove_copies, remove_file, save_references
+from .files import owned_path, remove_file, save_references
 
 if TYPE_CHECKING:
     from ..service import Studio
@@ -60,9 +60,9 @@ def replace_character_references(
     images: Sequence[ImageSource],
     *,
     embeddings: bytes | None = None,
-    cache_dirs: Iterable[str | Path] = (),
 ) -> dict:
-    """Replace a character's 1-4 reference images; delete the old files and their copies.
+    """Replace a character's 1-4 reference images; delete the old files and their served
+    copies.
 
     The new images are checked like any upload before anything changes. ``embeddings`` are
     the new references' embeddings if the caller computed them (the engine does); otherwise
@@ -85,11 +85,7 @@ def replace_character_references(
         if (owned := owned_path(studio.settings, user_id, path)) is not None
         and str(owned) not in new_paths
     ]
-    finder = CopyFinder(old_files)
-    caches = [Path(c) for c in cache_dirs]
-    if caches:
-        finder.prepare()
-        remove_copies(finder, caches)
+    studio.served.remove(user_id, [character_id])
     for path in old_files:
         remove_file(path)
     audit.record(studio, user_id, "rectification", {"characters": 1})

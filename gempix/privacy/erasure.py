@@ -1,15 +1,15 @@
 """Erasure, verified: every row and every file of a user, and the bytes of the database file.
 
-``erase`` runs in this order (DESIGN.md, "Data and erasure"):
+``erase`` runs in this order (docs/architecture.md, "The deletion path"):
 
 1. **Audit** the request as received (a keyed hash, never the user id).
 2. **Lock** the user: from now on the store refuses any record for them, so a generation that
    finishes meanwhile cannot re-create data (the service removes its files when refused).
-3. **Collect** the user's files: their folders, the files their rows point to, and the sizes
-   and hashes needed to recognise copies elsewhere.
+3. **Collect** the user's files: their folders, the files their rows point to, and the copies
+   front doors registered (``files.ServedCopies``: the web app's served PNGs, JPEG/WebP
+   downloads, previews, uploads and export ZIPs in Gradio's cache).
 4. **Delete the rows** of every per-user table (``Store.delete_user_rows``, registry order).
-5. **Delete the files**: copies in cache folders (Gradio keeps ``<cache>/<hash>/<name>``;
-   matched by name, by export file name, or by size and SHA-256), then the user's folders.
+5. **Delete the files**: the registered copies, then the user's folders.
 6. **Delete linkable usage events.** Usage events hold no id, only a visitor hash whose salt
    lives in this process's memory for at most ~48 h. While it lives, the events a user made
    today and yesterday can be recomputed from their id, so they are deleted too, in the
@@ -17,7 +17,7 @@
    events can no longer be linked to anyone by anyone and are kept as anonymous statistics.
 7. **Rewrite the database** into a new file, so no deleted value stays in its free blocks.
 8. **Verify**: no row of any per-user table has the user, no text of any table mentions their
-   id, none of their files or folders and no copy in the cache folders is left; otherwise
+   id, none of their files or folders and none of their registered copies is left; otherwise
    ``ErasureIncomplete`` is raised and the audit row stays open.
 9. **Complete the audit row** with the counts.
 
@@ -48,17 +48,7 @@ from ..store.privacy_queries import (
 )
 from ..store.registry import PER_USER_TABLES
 from . import audit
-from .export import export_prefix
-from .files import (
-    CopyFinder,
-    files_under,
-    owned_path,
-    remove_copies,
-    remove_file,
-    remove_tree,
-    upload_fingerprints,
-    user_folders,
-)
+from .files import files_under, owned_path, remove_file, remove_tree, user_folders
 
 if TYPE_CHECKING:
     from ..service import Studio
@@ -78,9 +68,9 @@ class ErasureReport:
 
     request_id: str  # the audit row in privacy_requests
     rows: dict[str, int]  # rows deleted per table
-    files: int  # files deleted: images, references, cached copies
+    files: int  # files deleted: images, references, served copies
     bytes: int  # their total size
-    cached_copies: int  # of ``files``, copies found in cache folders
+    cached_copies: int  # of ``files``, copies front doors had registered (served, downloads)
     usage_events: int  # linkable usage events deleted from the database
     snapshot_rows: int  # ... and from Parquet snapshots
     outside_files: int  # files the rows pointed to outside the user's folders: left alone
@@ -183,16 +173,11 @@ def remove_snapshot_rows(path: Path, visitor_hashes: set[str]) -> int:
 
 
 def erase(
-    studio: Studio,
-    user_id: str,
-    cache_dirs: Iterable[str | Path] = (),
-    *,
-    snapshot_dirs: Iterable[str | Path] = (),
+    studio: Studio, user_id: str, *, snapshot_dirs: Iterable[str | Path] = ()
 ) -> ErasureReport:
     """Erase everything of ``user_id`` and verify it; see the module docstring for the order.
 
-    ``cache_dirs``: folders holding served copies of files (the web app passes Gradio's
-    cache). ``snapshot_dirs``: folders with usage-event Parquet snapshots besides the data dir.
+    ``snapshot_dirs``: folders with usage-event Parquet snapshots besides the data dir.
     Raises NotFoundError for an unknown user, ErasureIncomplete if verification fails. An
     erasure that failed after deleting the rows (disk full during the rewrite...) can be run
     again with the same id: it resumes under its open audit row.
@@ -200,7 +185,6 @@ def erase(
     started = time.perf_counter()
     store = studio.store
     settings = studio.settings
-    caches = [Path(c) for c in cache_dirs]
     try:
         store.get_user(user_id)
     except NotFoundError:
@@ -210,13 +194,10 @@ def erase(
         store.update_user(user_id, locked=True)
 
     files = _collect_files(studio, user_id)
-    fingerprints = upload_fingerprints(user_folders(settings, user_id))
-    finder = CopyFinder(files.owned, (export_prefix(studio, user_id),), fingerprints)
-    if caches:
-        finder.prepare()  # hash the originals while they still exist
+    copies = studio.served.paths(user_id)
     rows = store.delete_user_rows(user_id)
 
-    cached, cached_bytes = remove_copies(finder, caches)
+    cached, cached_bytes = studio.served.remove(user_id)
     removed, removed_bytes = cached, cached_bytes
     for path in files.owned:
         freed = remove_file(path)
@@ -241,7 +222,7 @@ def erase(
 
     store.rewrite_database()
     late_events = delete_usage_events(store, hashes)  # from a generation that was in flight
-    problems = verify_erased(studio, user_id, files.owned, finder, caches)
+    problems = verify_erased(studio, user_id, [*files.owned, *copies])
     report = ErasureReport(
         request_id=request_id,
         rows=rows,
@@ -272,14 +253,12 @@ def _unfinished_erasure(studio: Studio, user_id: str) -> str:
     raise NotFoundError("No such user.")
 
 
-def verify_erased(
-    studio: Studio,
-    user_id: str,
-    known_files: Iterable[Path] = (),
-    finder: CopyFinder | None = None,
-    cache_dirs: Iterable[Path] = (),
-) -> list[str]:
-    """What is left of ``user_id`` (empty when nothing): counts and kinds, never data."""
+def verify_erased(studio: Studio, user_id: str, known_files: Iterable[Path] = ()) -> list[str]:
+    """What is left of ``user_id`` (empty when nothing): counts and kinds, never data.
+
+    ``known_files``: the files and registered copies the erasure deleted; each must be gone,
+    and so must every copy still registered for the user.
+    """
     store = studio.store
     problems = []
     for table in PER_USER_TABLES:
@@ -289,17 +268,13 @@ def verify_erased(
     if len(user_id) >= MIN_SEARCHABLE_ID:  # key-derived ids: 64 hex digits, found only as such
         for table, count in tables_mentioning(store, user_id).items():
             problems.append(f"{count} row(s) of {table} mention the user id")
-    left_files = sum(1 for path in known_files if path.exists())
+    left_files = sum(1 for path in {*known_files, *studio.served.paths(user_id)} if path.exists())
     for folder in user_folders(studio.settings, user_id):
         if folder.exists():
             left_files += sum(1 for _ in files_under(folder))
             problems.append(f"folder {folder.parent.name}/<user> still exists")
     if left_files:
         problems.append(f"{left_files} file(s)")
-    if finder is not None:
-        copies = len(finder.copies_in(cache_dirs))
-        if copies:
-            problems.append(f"{copies} cached copie(s)")
     linkable = count_usage_events(store, _linkable_hashes(studio, user_id))
     if linkable:
         problems.append(f"{linkable} linkable usage event(s)")
@@ -307,14 +282,9 @@ def verify_erased(
 
 
 def delete_images(
-    studio: Studio,
-    user_id: str,
-    image_ids: Iterable[str],
-    cache_dirs: Iterable[str | Path] = (),
-    *,
-    rewrite: bool = True,
+    studio: Studio, user_id: str, image_ids: Iterable[str], *, rewrite: bool = True
 ) -> dict[str, int]:
-    """Delete some of the user's images: rows, files, cached copies; then rewrite the file.
+    """Delete some of the user's images: rows, files, registered copies; then rewrite the file.
 
     All ids are checked first: if any is unknown or another user's, NotFoundError is raised
     and nothing is deleted. ``rewrite`` rewrites the database afterwards so the prompts are
@@ -326,11 +296,8 @@ def delete_images(
     if not ids or not all(isinstance(i, str) for i in ids):
         raise ValidationError("image_ids: give one or more image ids.")
     rows = [store.get_generation(user_id, image_id) for image_id in ids]  # NotFound first
-    caches = [Path(c) for c in cache_dirs]
     paths = [owned_path(studio.settings, user_id, row["file_path"]) for row in rows]
-    finder = CopyFinder([p for p in paths if p is not None])
-    if caches:
-        finder.prepare()
+    copies = studio.served.paths(user_id, ids)
     deleted = 0
     for image_id in ids:
         try:
@@ -338,7 +305,7 @@ def delete_images(
             deleted += 1
         except NotFoundError:  # deleted meanwhile by a concurrent call: already gone
             continue
-    cached, size = remove_copies(finder, caches)
+    cached, size = studio.served.remove(user_id, ids)
     files = cached
     for path in paths:
         freed = remove_file(path) if path is not None else None
@@ -347,19 +314,12 @@ def delete_images(
     if rewrite:
         store.rewrite_database()
     left = [i for i in ids if _still_there(store, user_id, i)]
-    left_files = [p for p in paths if p is not None and p.exists()]
-    if left or left_files or (caches and finder.copies_in(caches)):
+    left_files = [p for p in [*paths, *copies] if p is not None and p.exists()]
+    if left or left_files:
         raise ErasureIncomplete("Image deletion did not complete; please try again.")
     counts = {"images": deleted, "files": files, "bytes": size, "cached_copies": cached}
     audit.record(studio, user_id, "image-deletion", counts)
     return counts
-
-
-def delete_image(
-    studio: Studio, user_id: str, image_id: str, cache_dirs: Iterable[str | Path] = ()
-) -> dict[str, int]:
-    """Delete one of the user's images (row, file, cached copies) and rewrite the database."""
-    return delete_images(studio, user_id, [image_id], cache_dirs)
 
 
 def _still_there(store, user_id: str, image_id: str) -> bool:

@@ -40,7 +40,7 @@ from ..errors import UserLockedError
 from ..store.privacy_queries import iter_user_rows
 from ..store.registry import PER_USER_TABLES
 from . import audit
-from .files import EXPORT_PREFIX, owned_path
+from .files import owned_path
 from .identity import audit_hash
 from .jsonout import json_value
 from .policy import load_policy
@@ -54,6 +54,7 @@ SCHEMA_FILE = "export_schema.json"
 # Data file name of each exported table (the table name where not listed).
 TABLE_FILES = {"users": "profile", "user_styles": "styles"}
 AUDIT_FILE = "privacy_requests"
+EXPORT_PREFIX = "gempix-export-"
 _CHUNK = 1 << 20
 
 
@@ -73,15 +74,11 @@ def data_files() -> dict[str, str]:
 
 
 def export_filename(studio: Studio, user_id: str, now: datetime | None = None) -> str:
-    """A download name that identifies the export to erasure (which deletes cached copies of
-    it) and to nobody else: a keyed hash prefix, never the user id."""
+    """A download name that says nothing about the user to anybody: a keyed hash prefix,
+    never the user id."""
     now = now or datetime.now(timezone.utc)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     return f"{EXPORT_PREFIX}{audit_hash(studio.settings, user_id)[:16]}-{stamp}.zip"
-
-
-def export_prefix(studio: Studio, user_id: str) -> str:
-    return f"{EXPORT_PREFIX}{audit_hash(studio.settings, user_id)[:16]}-"
 
 
 @dataclasses.dataclass(frozen=True)

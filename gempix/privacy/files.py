@@ -1,35 +1,36 @@
-"""Where a user's files live, and finding every copy of them.
+"""Where a user's files live, and every copy of them a front door wrote elsewhere.
 
 Every file of a user lives in one of their folders, ``data_dir/<kind>/<user_id>/`` for the
-kinds in ``USER_FOLDERS``: generated images (``images/``, written by the service) and
-character reference images (``references/<user_id>/<character_id>/``, written by
-``save_references``). Export and erasure touch files only inside the user's own folders, so a
-row that points elsewhere (a bug, or a hostile path) can neither leak another user's file into
-an export nor delete it; such paths are counted and reported instead.
+kinds in ``USER_FOLDERS``: generated images (``images/``, written by the service), character
+reference images (``references/<user_id>/<character_id>/``, written by ``save_references``)
+and the list of served copies (``served/``). Export and erasure touch files only inside the
+user's own folders, so a row that points elsewhere (a bug, or a hostile path) can neither leak
+another user's file into an export nor delete it; such paths are counted and reported instead.
 
-Copies outside the data dir are found in cache folders (Gradio keeps each served file as
-``<cache>/<hash>/<original name>``) by file name, which for GemPix files is a random id, and,
-for renamed copies, by size and SHA-256.
+Copies outside the data dir (the web app's copies in Gradio's cache: served PNGs, JPEG/WebP
+downloads, previews, uploads, export ZIPs) are registered by whoever writes them in
+``ServedCopies``, so deleting an image, a character or a whole user deletes them too, from any
+process, without the core knowing any front door's cache layout (docs/architecture.md).
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import json
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ..errors import ValidationError
 from ..images import ImageSource, load_image
+from ..params import MAX_REFERENCES
 from ..settings import Settings
 
-USER_FOLDERS = ("images", "references")
-MAX_REFERENCES = 4
-EXPORT_PREFIX = "gempix-export-"
-UPLOADS_FILE = "uploads.sha256"
-_CHUNK = 1 << 20
+USER_FOLDERS = ("images", "references", "served")
+SERVED_FILE = "copies.jsonl"
 
 
 def user_folders(settings: Settings, user_id: str) -> list[Path]:
@@ -62,14 +63,6 @@ def files_under(folder: Path) -> Iterator[Path]:
                 yield path
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def save_references(
     settings: Settings, user_id: str, character_id: str, images: Sequence[ImageSource]
 ) -> list[str]:
@@ -89,37 +82,7 @@ def save_references(
         path = folder / f"{uuid.uuid4().hex}.png"
         picture.save(path, format="PNG")
         paths.append(str(path))
-    # Size and hash of each original upload, so erasure can also find copies of the uploads
-    # themselves (a web front door's upload cache keeps them under their original names).
-    with (folder / UPLOADS_FILE).open("a", encoding="ascii") as sidecar:
-        for image in images:
-            data = _source_bytes(image)
-            if data is not None:
-                sidecar.write(f"{len(data)} {hashlib.sha256(data).hexdigest()}\n")
     return paths
-
-
-def _source_bytes(image: ImageSource) -> bytes | None:
-    if isinstance(image, bytes):
-        return image
-    if isinstance(image, (str, Path)):
-        try:
-            return Path(image).read_bytes()
-        except OSError:
-            return None
-    return None
-
-
-def upload_fingerprints(folders: Iterable[Path]) -> list[tuple[int, str]]:
-    """(size, sha256) of every original upload recorded in ``folders`` by ``save_references``."""
-    found = []
-    for folder in folders:
-        for path in Path(folder).rglob(UPLOADS_FILE) if Path(folder).is_dir() else ():
-            for line in path.read_text(encoding="ascii").splitlines():
-                size, _, digest = line.partition(" ")
-                if size.isdigit() and len(digest) == 64:
-                    found.append((int(size), digest))
-    return found
 
 
 def remove_file(path: Path) -> int | None:
@@ -130,17 +93,6 @@ def remove_file(path: Path) -> int | None:
     except FileNotFoundError:
         return None
     return size
-
-
-def remove_empty_parents(path: Path, stop: Path) -> None:
-    """Remove ``path``'s now-empty parent folders up to, not including, ``stop``."""
-    parent = path.parent
-    while parent != stop and parent.is_relative_to(stop):
-        try:
-            parent.rmdir()
-        except OSError:
-            return
-        parent = parent.parent
 
 
 def remove_tree(folder: Path) -> tuple[int, int]:
@@ -156,79 +108,69 @@ def remove_tree(folder: Path) -> tuple[int, int]:
     return files, size
 
 
-class CopyFinder:
-    """Recognises copies of a known set of files: by name, else by size and SHA-256.
+class ServedCopies:
+    """The copies of each user's files that front doors wrote outside the data dir.
 
-    Hashes of the originals are computed lazily, only for sizes that some candidate copy has,
-    so sweeping a cache costs a stat per cached file and a hash per plausible match.
+    One JSON line ``[owner, path]`` per copy in ``served/<user_id>/copies.jsonl``; the owner is
+    the generation or character the copy shows, or a word for what belongs to the user as a
+    whole (``upload``, ``export``). A file in the user's own folder rather than a table: every
+    process erasing the user (the CLI while the app runs, a notebook) reads what the web app
+    wrote, restarts forget nothing, and erasure removes the list with the user's folders.
     """
 
-    def __init__(
-        self,
-        originals: Iterable[Path],
-        prefixes: Iterable[str] = (),
-        fingerprints: Iterable[tuple[int, str]] = (),
-    ):
-        self.names: set[str] = set()
-        self.by_size: dict[int, list[Path]] = {}
-        self.prefixes = tuple(prefixes)
-        self._hashes: dict[Path, str] = {}
-        self.fingerprints: dict[int, set[str]] = {}
-        for size, digest in fingerprints:
-            self.fingerprints.setdefault(size, set()).add(digest)
-        for path in originals:
-            self.names.add(path.name)
-            try:
-                self.by_size.setdefault(path.stat().st_size, []).append(path)
-            except FileNotFoundError:
-                continue
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._known: set[tuple[str, str, str]] = set()  # written by this process already
 
-    def prepare(self) -> None:
-        """Hash every original now (call before the originals are deleted)."""
-        for paths in self.by_size.values():
-            for path in paths:
-                self._hash(path)
+    def _file(self, user_id: str) -> Path:
+        return Path(self.settings.data_dir) / "served" / user_id / SERVED_FILE
 
-    def _hash(self, path: Path) -> str | None:
-        if path not in self._hashes:
-            try:
-                self._hashes[path] = sha256_file(path)
-            except FileNotFoundError:
-                return None
-        return self._hashes[path]
+    def add(self, user_id: str, owners: Iterable[str], path: str | Path) -> None:
+        """Register ``path``, a copy showing ``owners`` (image or character ids, ``upload``)."""
+        copy = str(Path(path).resolve())
+        with self._lock:
+            new = [owner for owner in owners if (user_id, owner, copy) not in self._known]
+            if not new:
+                return
+            file = self._file(user_id)
+            file.parent.mkdir(parents=True, exist_ok=True)
+            with file.open("a", encoding="utf-8") as out:
+                out.write("".join(json.dumps([owner, copy]) + "\n" for owner in new))
+            self._known.update((user_id, owner, copy) for owner in new)
 
-    def is_copy(self, candidate: Path) -> bool:
-        if candidate.name in self.names or candidate.name.startswith(self.prefixes):
-            return True
+    def entries(self, user_id: str) -> list[tuple[str, Path]]:
         try:
-            size = candidate.stat().st_size
+            text = self._file(user_id).read_text(encoding="utf-8")
         except FileNotFoundError:
-            return False
-        originals = self.by_size.get(size, [])
-        if not originals and size not in self.fingerprints:
-            return False
-        digest = sha256_file(candidate)
-        if digest in self.fingerprints.get(size, ()):
-            return True
-        return any(self._hash(original) == digest for original in originals)
+            return []
+        return [(owner, Path(path)) for owner, path in map(json.loads, text.splitlines())]
 
-    def copies_in(self, folders: Iterable[Path]) -> list[Path]:
-        found = []
-        for folder in folders:
-            if Path(folder).is_dir():
-                found.extend(p for p in files_under(Path(folder)) if self.is_copy(p))
-        return found
+    def paths(self, user_id: str, owners: Iterable[str] | None = None) -> list[Path]:
+        """The registered copies of ``owners`` (all the user's when None), existing or not."""
+        wanted = None if owners is None else set(owners)
+        found = [path for owner, path in self.entries(user_id) if wanted is None or owner in wanted]
+        return list(dict.fromkeys(found))
 
-
-def remove_copies(finder: CopyFinder, cache_dirs: Iterable[Path]) -> tuple[int, int]:
-    """Delete every copy ``finder`` recognises in ``cache_dirs`` (and the emptied per-file
-    folders Gradio made for them); return (files, bytes)."""
-    files = size = 0
-    for cache in cache_dirs:
-        cache = Path(cache)
-        for path in finder.copies_in([cache]):
-            freed = remove_file(path)
-            if freed is not None:
-                files, size = files + 1, size + freed
-            remove_empty_parents(path, cache)
-    return files, size
+    def remove(self, user_id: str, owners: Iterable[str] | None = None) -> tuple[int, int]:
+        """Delete the copies of ``owners`` (all when None), and the emptied folders the front
+        door made for them; forget them. Returns (files, bytes) removed."""
+        wanted = None if owners is None else set(owners)
+        with self._lock:
+            entries = self.entries(user_id)
+            doomed = {path for owner, path in entries if wanted is None or owner in wanted}
+            kept = [(owner, path) for owner, path in entries if path not in doomed]
+            self._known.difference_update((user_id, o, str(p)) for o, p in entries if p in doomed)
+            files = size = 0
+            for path in doomed:
+                freed = remove_file(path)
+                if freed is not None:
+                    files, size = files + 1, size + freed
+                    with contextlib.suppress(OSError):  # the folder made for it, once empty
+                        path.parent.rmdir()
+            file = self._file(user_id)
+            if entries and kept:
+                file.write_text("".join(json.dumps([o, str(p)]) + "\n" for o, p in kept))
+            elif entries:
+                file.unlink(missing_ok=True)
+        return files, size

@@ -20,7 +20,7 @@ import re
 import secrets
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError, SettingsError
 from ..settings import Settings
@@ -113,6 +113,15 @@ def audit_hash(settings: Settings, user_id: str) -> str:
     anything, and erasing the user leaves nothing in it that points back at them.
     """
     return keyed_hash(server_secret(settings), "audit:" + user_id)
+
+
+def is_admin(user: dict[str, Any] | None) -> bool:
+    """The one rule for who is an admin, for every front door: the local operator (who owns
+    the installation), or an account given the ``admin`` role (``gempix user role admin``);
+    never an account being erased. API keys can only narrow it (``keys.Keys.verify``)."""
+    if not user or user["locked"]:
+        return False
+    return user["user_id"] == LOCAL_USER or user["role"] == "admin"
 
 
 def create_user(studio: Studio) -> tuple[str, str]:

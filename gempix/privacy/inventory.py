@@ -35,9 +35,12 @@ def inventory_markdown() -> str:
         lines.append(f"| `{table}` (kept) | {why} | {exported} | {erased} |")
     lines += [
         "| image files (`images/<user id>/`) | every generated image, with its parameters "
-        "in the PNG metadata | `images/` | deleted, with copies in cache folders |",
+        "in the PNG metadata | `images/` | deleted, with every copy served of them |",
         "| reference images (`references/<user id>/`) | characters' reference images | "
-        "`references/` | deleted, with copies in cache folders |",
+        "`references/` | deleted, with every copy served of them |",
+        "| served copies (`served/<user id>/copies.jsonl`, and the copies it lists) | copies "
+        "the web app wrote elsewhere: served PNGs, JPEG/WebP downloads, previews, uploads, "
+        "export ZIPs | no | every copy deleted, then the list |",
         "| usage snapshots (`*.parquet`) | copies of `usage_events` | no | rows linkable "
         "as above are removed from snapshots under the data dir |",
     ]

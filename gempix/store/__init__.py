@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .api_log import ApiLogMixin
 from .core import StoreError, UserLockedError
+from .counts import CountsMixin
 from .erasure import ErasureMixin
 from .generations import GenerationsMixin
 from .migrations import MIGRATIONS, SCHEMA_VERSION
@@ -18,7 +19,7 @@ from .usage import UsageMixin
 from .users import UsersMixin
 
 
-class Store(UsersMixin, GenerationsMixin, ApiLogMixin, UsageMixin, ErasureMixin):
+class Store(UsersMixin, GenerationsMixin, CountsMixin, ApiLogMixin, UsageMixin, ErasureMixin):
     """All records of one data directory. ``Store.open(settings)``; ``close()`` when done."""
 
 

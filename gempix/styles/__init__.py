@@ -30,6 +30,7 @@ from typing import Any
 
 from ..engine.sizes import ASPECTS
 from ..errors import ValidationError
+from ..params import MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_STEPS, MAX_STYLES
 
 __all__ = [
     "MAX_NAME_CHARS",
@@ -46,26 +47,18 @@ __all__ = [
     "join_negatives",
     "load_presets",
     "parse_presets",
-    "validate_user_style",
 ]
 
 PLACEHOLDER = "{prompt}"
-MAX_STYLES = 5  # styles combined in one generation
 MAX_NAME_CHARS = 40
 MAX_LABEL_CHARS = 60
 MAX_TEMPLATE_CHARS = 500
 MAX_NEGATIVE_CHARS = 500
-# The engine's own limits (gempix.engine.request); repeated here so that importing the styles
-# does not import Pillow, and checked against the engine by tests/test_styles.py.
-MAX_PROMPT_CHARS = 2000
-MAX_STEPS = 100
-MAX_GUIDANCE = 30.0
 
 NAME_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 REQUIRED_KEYS = ("name", "label", "category", "prompt", "negative")
 OPTIONAL_KEYS = ("recommended",)
 RECOMMENDED_KEYS = ("steps", "guidance", "aspect")
-USER_CATEGORY = "user"
 PRESETS_FILE = "presets.json"
 
 
@@ -81,7 +74,6 @@ class Style:
     recommended: Mapping[str, Any] = dataclasses.field(
         default_factory=lambda: MappingProxyType({}), hash=False
     )
-    user: bool = False  # a user's saved style, not a packaged preset
 
     def render(self, text: str) -> str:
         """The template with ``text`` in place of ``{prompt}`` (``text`` is not re-scanned)."""
@@ -313,21 +305,15 @@ def _unknown(name: str, known: Iterable[str]) -> ValidationError:
     return ValidationError(f"Unknown style {_short(name)}. List the styles with: gempix styles")
 
 
-def get_style(
-    name: str,
-    extra: Mapping[str, Style] | None = None,
-    presets: Mapping[str, Style] | None = None,
-) -> Style:
-    """The preset (or, failing that, the user's style in ``extra``) called ``name``."""
+def get_style(name: str, presets: Mapping[str, Style] | None = None) -> Style:
+    """The preset called ``name``."""
     library = _library(presets)
     if not isinstance(name, str):
         raise ValidationError(f"styles: expected a style name, got {type(name).__name__}.")
     key = name.strip().lower()
     if key in library:
         return library[key]
-    if extra and key in extra:
-        return extra[key]
-    raise _unknown(key or name, [*library, *(extra or {})])
+    raise _unknown(key or name, list(library))
 
 
 def _negative_terms(text: str) -> list[str]:
@@ -368,7 +354,6 @@ def apply_styles(
     prompt: str,
     negative: str | None,
     names: Sequence[str] | None,
-    extra: Mapping[str, Style] | None = None,
     *,
     presets: Mapping[str, Style] | None = None,
 ) -> StyledPrompt:
@@ -378,8 +363,8 @@ def apply_styles(
     on. Negative prompts are joined with ", " (the user's own first), each term kept once; a
     style's negative term that another chosen style's template asks for is left out (so
     "anime" + "cinematic" does not negate "anime"), the user's own terms always stay.
-    Recommended parameters are merged, later styles winning. ``extra`` maps names to a user's
-    saved styles; ``presets`` replaces the packaged library (tests, custom deployments).
+    Recommended parameters are merged, later styles winning. ``presets`` replaces the packaged
+    library (tests, custom deployments).
     """
     if not isinstance(prompt, str):
         raise ValidationError(f"prompt: expected text, got {type(prompt).__name__}.")
@@ -400,7 +385,7 @@ def apply_styles(
         raise ValidationError(
             f"styles: {len(names)} chosen; at most {MAX_STYLES} can be combined at once."
         )
-    styles = [get_style(name, extra, presets) for name in names]
+    styles = [get_style(name, presets) for name in names]
     used: list[str] = []
     for style in styles:
         if style.name in used:
@@ -429,41 +414,3 @@ def apply_styles(
             f"limit is {MAX_PROMPT_CHARS:,}. Choose fewer styles or shorten the negative prompt."
         )
     return StyledPrompt(text, final_negative, tuple(used), MappingProxyType(recommended))
-
-
-# --- user styles ------------------------------------------------------------------------------
-
-
-def validate_user_style(
-    name: str,
-    template: str,
-    negative: str,
-    *,
-    label: str | None = None,
-    presets: Mapping[str, Style] | None = None,
-) -> Style:
-    """A user's own style, checked by the preset rules; it may not take a preset's name.
-
-    ``template`` must contain ``{prompt}`` exactly once (at most 500 characters); ``negative``
-    must not be empty (at most 500 characters). The result has category ``user``.
-    """
-    library = _library(presets)
-    try:
-        name = _check_name(name.strip().lower() if isinstance(name, str) else name)
-        template = _check_template(template, "template")
-        negative = _check_text(negative, "negative", MAX_NEGATIVE_CHARS)
-        label = _check_text(label if label is not None else name, "label", MAX_LABEL_CHARS)
-    except ValueError as error:
-        raise ValidationError(f"style {error}.") from None
-    if name in library:
-        raise ValidationError(
-            f"style name: {name!r} is a built-in preset; choose another name for your style."
-        )
-    return Style(
-        name=name,
-        label=label,
-        category=USER_CATEGORY,
-        prompt=template,
-        negative=negative,
-        user=True,
-    )

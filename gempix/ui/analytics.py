@@ -1,8 +1,8 @@
 """The Analytics tab, for admins only: anonymous, k-suppressed aggregates as plots.
 
-The tab is hidden for everyone else and its data handler refuses non-admins, whatever they
-send. A browser user is an admin when their user id has the ``admin`` role in the store (the
-operator grants it; see docs/web-app.md). Suppressed cells (fewer than k people) are never
+The tab is hidden for everyone else, and the core refuses the data to non-admins, whatever they
+send (``studio.analytics``: one rule for who is an admin, docs/architecture.md; the operator
+grants the role with ``gempix user role admin``). Suppressed cells (fewer than k people) are never
 drawn as values: plots list them as "hidden" bars of height 0 and the tables say "hidden".
 """
 
@@ -13,19 +13,13 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from .. import analytics
-from ..errors import GemPixError
+from ..analytics import TOTAL
 from .context import Ctx
 from .errors import guarded
 
 WINDOWS = [("Last 7 days", "7d"), ("Last 30 days", "30d"), ("Last 90 days", "90d")]
 HIDDEN = "hidden (< k people)"
 SHOWN = "shown"
-NOT_ADMIN = "Analytics are for administrators of this GemPix."
-
-
-class NotAdmin(GemPixError):
-    status = 403
 
 
 def _day(value: Any) -> str:
@@ -35,7 +29,7 @@ def _day(value: Any) -> str:
 def mix_plot(table: pd.DataFrame, dimension: str) -> pd.DataFrame:
     """Bars of one mix table. A hidden cell keeps its place on the axis, labelled "hidden",
     drawn at 0 in the hidden colour: it is visibly there, its value is not."""
-    rows = table[table[dimension] != analytics.TOTAL]
+    rows = table[table[dimension] != TOTAL]
     return pd.DataFrame(
         {
             dimension: [
@@ -57,7 +51,7 @@ def caption(table: pd.DataFrame) -> str:
 
 
 def trend_plot(table: pd.DataFrame, dimension: str, value: str = "events") -> pd.DataFrame:
-    rows = table[(table["day"] != analytics.TOTAL) & (table[dimension] != analytics.TOTAL)]
+    rows = table[(table["day"] != TOTAL) & (table[dimension] != TOTAL)]
     rows = rows[~rows["suppressed"]]
     return pd.DataFrame(
         {
@@ -169,14 +163,9 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
 
     @guarded
     def refresh(profile: gr.OAuthProfile | None, key_value, window):
-        user_id = ctx.uid(key_value, profile)
-        if not ctx.identity.is_admin(user_id):
-            raise NotAdmin(NOT_ADMIN)
-        store = ctx.studio.store
-        store.flush()
-        report = analytics.report(store, window or "30d")
+        _, report = ctx.studio.analytics.report(ctx.uid(key_value, profile), window or "30d")
         errors = report["error_rates"]
-        errors = errors[(errors["day"] != analytics.TOTAL) & (errors["status"] != analytics.TOTAL)]
+        errors = errors[(errors["day"] != TOTAL) & (errors["status"] != TOTAL)]
         errors = errors[~errors["suppressed"]]
         error_frame = pd.DataFrame(
             {

@@ -1,9 +1,11 @@
-"""The web app: a Gradio Blocks studio over the service (translation only, no business logic).
+"""The web app: a Gradio Blocks studio over the ``Studio`` (translation only: every rule is the
+core's, see docs/architecture.md).
 
 ``build_app(studio)`` is the contract: ``launch`` here and the FastAPI server (which mounts it
 next to the HTTP API) both call it, then pass ``launch_options()`` to ``launch`` or
-``gr.mount_gradio_app``. Tabs: Create, Gallery, Characters, Privacy, API (when ``gempix.keys``
-is installed) and Analytics (admins only). Identity: ``identity.py``.
+``gr.mount_gradio_app``. Tabs: Create, Gallery, Characters, Privacy, API and Analytics (admins
+only). Identity: ``identity.py``. Every copy it serves is registered with the core
+(``context.Ctx.served``), so every deletion, through any door, removes it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from typing import Any
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from .. import gallery
 from ..images import MAX_IMAGE_BYTES
 from ..service import Studio
 from ..settings import Settings
@@ -102,7 +103,7 @@ def build_app(studio: Studio, *, on_space: bool = False, max_queue: int = MAX_QU
             analytics_tab = analytics.build(ctx)
 
         key = ctx.key
-        refreshers = [gallery_tab, characters_tab, privacy_tab] + ([keys_tab] if keys_tab else [])
+        refreshers = [gallery_tab, characters_tab, privacy_tab, keys_tab]
 
         @guarded
         def start(profile: gr.OAuthProfile | None, key_value):
@@ -117,7 +118,7 @@ def build_app(studio: Studio, *, on_space: bool = False, max_queue: int = MAX_QU
                 gr.update(visible=not flags["confirmed"]),
                 False,
                 gr.update(visible=flags["notice"]),
-                gr.Tab(visible=ctx.identity.is_admin(user_id)),
+                gr.Tab(visible=ctx.studio.privacy.is_admin(user_id)),
             )
 
         start_outputs = [
@@ -144,7 +145,7 @@ def build_app(studio: Studio, *, on_space: bool = False, max_queue: int = MAX_QU
         def list_images(key: str, page: int = 1) -> list[dict]:
             """Your images on one page (24 per page), newest first, with their parameters."""
             user_id = ctx.uid(key)
-            rows = gallery.list_page(studio, user_id, page).items
+            rows = studio.images.page(user_id, page).items
             return [
                 {
                     "id": row["id"],

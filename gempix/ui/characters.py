@@ -6,7 +6,6 @@ from typing import Any
 
 import gradio as gr
 
-from .. import gallery
 from ..errors import ValidationError
 from .context import Ctx
 from .create import UPLOAD_TYPES
@@ -32,12 +31,15 @@ def _table(rows: list[dict[str, Any]]) -> list[list[Any]]:
 def library(ctx: Ctx, user_id: str, chosen: str | None = None) -> tuple[Any, ...]:
     """The table, the picker (keeping ``chosen`` when it still exists), its references,
     and, when characters can be used in Create, that tab's character picker."""
-    rows = gallery.list_characters(ctx.studio, user_id)
+    rows = ctx.studio.characters.list(user_id)
     choices = [(row["name"], row["id"]) for row in rows]
     ids = [row["id"] for row in rows]
     value = chosen if chosen in ids else (ids[0] if ids else None)
     picked = next((row for row in rows if row["id"] == value), None)
-    refs = [ctx.served(path) for path in (picked or {}).get("reference_paths") or []]
+    refs = [
+        ctx.served(user_id, [picked["id"]], path)
+        for path in (picked or {}).get("reference_paths") or []
+    ]
     out: list[Any] = [
         _table(rows),
         gr.update(choices=choices, value=value),
@@ -119,9 +121,11 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
     @guarded
     def create(profile: gr.OAuthProfile | None, key_value, name, files, rights):
         user_id = ctx.uid(key_value, profile)
-        character_id = gallery.create_character(
-            ctx.studio, user_id, name or "", _paths(files), rights is True
-        )
+        ctx.uploaded(user_id, ["upload"], _paths(files))
+        character_id = ctx.studio.characters.create(
+            user_id, name or "", _paths(files), rights is True
+        )["id"]
+        ctx.uploaded(user_id, [character_id], _paths(files))
         gr.Info(f"Character “{(name or '').strip()}” created.")
         return *library(ctx, user_id, character_id), "", None, False
 
@@ -140,7 +144,7 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
     @guarded
     def rename(profile: gr.OAuthProfile | None, key_value, character_id, name):
         user_id = ctx.uid(key_value, profile)
-        gallery.rename_character(ctx.studio, user_id, _chosen(character_id), name)
+        ctx.studio.characters.update(user_id, _chosen(character_id), name=name)
         gr.Info("Renamed.")
         return library(ctx, user_id, character_id)
 
@@ -151,14 +155,13 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
     @guarded
     def replace(profile: gr.OAuthProfile | None, key_value, character_id, files, rights):
         user_id = ctx.uid(key_value, profile)
-        gallery.replace_references(
-            ctx.studio,
+        ctx.studio.characters.update(
             user_id,
             _chosen(character_id),
-            _paths(files),
-            rights is True,
-            cache_dirs=[ctx.cache_dir],
+            references=_paths(files),
+            rights_confirmed=rights is True,
         )
+        ctx.uploaded(user_id, [character_id], _paths(files))
         gr.Info("References replaced.")
         return *library(ctx, user_id, character_id), None, False
 
@@ -172,9 +175,7 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
     @guarded
     def delete(profile: gr.OAuthProfile | None, key_value, character_id):
         user_id = ctx.uid(key_value, profile)
-        gallery.delete_character(
-            ctx.studio, user_id, _chosen(character_id), cache_dirs=[ctx.cache_dir]
-        )
+        ctx.studio.characters.delete(user_id, _chosen(character_id))
         gr.Info("Character deleted.")
         return library(ctx, user_id)
 

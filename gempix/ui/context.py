@@ -1,10 +1,16 @@
-"""What every tab of the app shares: the studio, who is calling, and where downloads go."""
+"""What every tab of the app shares: the studio, who is calling, and the copies it serves.
+
+Every file the page can fetch is a copy in Gradio's cache, written here and registered with
+the core as a copy of the image or character it shows (``studio.served``), so deleting that
+image, that character or the whole user deletes the copy too, from any front door.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import threading
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +48,22 @@ class Ctx:
     def uid(self, key: Any, profile: Any = None) -> str:
         return self.identity.user_id(key, profile)
 
-    def served(self, path: str | Path) -> str:
+    def served(self, user_id: str, owners: Iterable[str], path: str | Path) -> str:
         """A copy of ``path`` in Gradio's cache (named as the original), which the page can
-        fetch wherever the data directory is; Gradio then serves it without a second copy."""
-        return processing_utils.save_file_to_cache(str(path), cache_dir=str(self.cache_dir))
+        fetch wherever the data directory is (Gradio serves it without a second copy),
+        registered as a copy of ``owners`` (image or character ids)."""
+        copy = processing_utils.save_file_to_cache(str(path), cache_dir=str(self.cache_dir))
+        self.studio.served.add(user_id, owners, copy)
+        return copy
+
+    def uploaded(self, user_id: str, owners: Iterable[str], paths: Iterable[Any]) -> None:
+        """Register the files a user uploaded (Gradio keeps them in its cache) as theirs."""
+        for path in paths:
+            if path:
+                self.studio.served.add(user_id, owners, getattr(path, "name", path))
 
     def download_dir(self) -> Path:
-        """A fresh folder in Gradio's cache for one prepared download (ZIP, JPEG...)."""
+        """A fresh folder in Gradio's cache for one prepared download (ZIP, JPEG, previews)."""
         folder = self.cache_dir / f"gempix-{uuid.uuid4().hex}"
         folder.mkdir(parents=True, exist_ok=True)
         return folder

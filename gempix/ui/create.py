@@ -1,9 +1,11 @@
 """The Create tab: prompt, styles, size, advanced controls, Generate/Cancel, and the results.
 
-Handlers translate controls to a ``GenerationRequest`` and results back to the page; the
-service validates everything. GPU work (generate, upscale) shares one queue, concurrency id
-``gpu``: ``GEMPIX_MAX_BATCH`` requests enter the studio at once, whose GPU line runs one call
-at a time and lets same-shape generations share it (``engine.coalesce``).
+The controls are made from the request model (``gempix.params``): ranges, choices and defaults
+come from there, and each control is named as its field. The ``/generate`` endpoint takes them
+as named parameters, the names of the HTTP API's body (plus the user key and Random seed), and
+builds a ``GenerationRequest`` that the model checks. GPU work (generate, upscale) shares one
+queue, concurrency id ``gpu``: ``GEMPIX_MAX_BATCH`` requests enter the studio at once, whose
+GPU line runs one call at a time and lets same-shape generations share it.
 """
 
 from __future__ import annotations
@@ -17,30 +19,25 @@ from typing import Any
 
 import gradio as gr
 
-from .. import gallery
-from ..engine.adapters import MAX_STRENGTH
-from ..engine.request import (
-    DEFAULT_CHARACTER_STRENGTH,
-    DEFAULT_STYLE_STRENGTH,
-    MAX_GUIDANCE,
-    MAX_IMAGES,
-    MAX_PROMPT_CHARS,
-    MAX_SEED,
-    UPSCALERS,
-    GenerationRequest,
-)
-from ..engine.sizes import ASPECTS
 from ..errors import ValidationError
+from ..params import (
+    MAX_SEED,
+    GenerationRequest,
+    field_choices,
+    field_default,
+    field_help,
+    field_range,
+)
 from ..styles import MAX_STYLES, categories, load_presets
 from . import format as fmt
 from .context import STAGES, Ctx, session_of
 from .errors import Cancelled, guarded
 
-RESOLUTION_CHOICES = [
-    ("Native (fastest)", "native"),
-    ("2K (2560 px long side)", "2k"),
-    ("4K (3840 px long side)", "4k"),
-]
+RESOLUTION_LABELS = {
+    "native": "Native (fastest)",
+    "2k": "2K (2560 px long side)",
+    "4k": "4K (3840 px long side)",
+}
 UPSCALER_LABELS = {
     "auto": "Auto",
     "lanczos": "Lanczos (fast)",
@@ -48,29 +45,7 @@ UPSCALER_LABELS = {
     "detail": "ESRGAN + detail",
 }
 UPLOAD_TYPES = ["image"]
-
-# The controls of the Create tab in the order the generate endpoint takes them.
-GENERATE_INPUTS = [
-    "prompt",
-    "styles",
-    "resolution",
-    "aspect",
-    "upscaler",
-    "negative",
-    "seed",
-    "random_seed",
-    "steps",
-    "guidance",
-    "num_images",
-    "init_image",
-    "strength",
-    "style_image",
-    "style_strength",
-    "character",
-    "references",
-    "character_strength",
-    "character_face",
-]
+PREVIEW_QUALITY = 85  # live previews are written as JPEG: small, fast, and only a preview
 
 
 def style_choices(category: str | None) -> list[tuple[str, str]]:
@@ -81,45 +56,33 @@ def style_choices(category: str | None) -> list[tuple[str, str]]:
     ]
 
 
-def _whole(value: Any, field: str) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(f"{field}: expected a whole number, got {value!r}.")
-    return value
+def choices(name: str, labels: dict[str, str]) -> list[tuple[str, str]]:
+    return [(labels.get(value, value), value) for value in field_choices(name)]
+
+
+def slider(name: str, value: Any = None, step: float = 0.05, **options: Any) -> gr.Slider:
+    """A slider over the request model's range for ``name``, at its default unless given."""
+    low, high = field_range(name)
+    if value is None:
+        value = field_default(name)
+    return gr.Slider(low, high, value, step=step, **options)
 
 
 def request_from_controls(values: dict[str, Any]) -> GenerationRequest:
-    """The request the Create tab's controls describe (validation is the service's job)."""
-    seed = None
+    """The request the Create tab's controls describe (the model checks every rule). Empty
+    controls mean "not given": no file, no character, and for the character strength, the
+    saved character's own."""
+    fields = {name: values[name] for name in GenerationRequest.model_fields if name in values}
+    fields = {n: v for n, v in fields.items() if v not in (None, "", []) or n == "prompt"}
+    fields.pop("seed", None)
     if not values.get("random_seed"):
         if values.get("seed") is None:
             raise ValidationError("seed: enter a seed, or tick Random seed.")
-        seed = _whole(values["seed"], "seed")
-    styles = values.get("styles") or []
-    if isinstance(styles, str):
-        styles = [styles]
-    references = values.get("references") or []
-    return GenerationRequest(
-        prompt=values.get("prompt") or "",
-        negative_prompt=values.get("negative") or "",
-        seed=seed,
-        steps=_whole(values.get("steps"), "steps") if values.get("steps") is not None else None,
-        guidance=float(values["guidance"]) if values.get("guidance") is not None else None,
-        aspect=values.get("aspect") or "1:1",
-        resolution=values.get("resolution") or "native",
-        num_images=_whole(values.get("num_images") or 1, "num_images"),
-        init_image=values.get("init_image") or None,
-        strength=float(values.get("strength") or 0.6),
-        upscaler=values.get("upscaler") or "auto",
-        styles=tuple(styles),
-        style_image=values.get("style_image") or None,
-        style_strength=float(values.get("style_strength") or 0.0),
-        character=values.get("character") or None,
-        references=tuple(references if isinstance(references, list) else [references]),
-        character_strength=float(values.get("character_strength") or 0.0),
-        character_face=bool(values.get("character_face")),
-    )
+        fields["seed"] = values["seed"]
+    for name in ("styles", "references"):
+        if isinstance(fields.get(name), str):
+            fields[name] = [fields[name]]
+    return GenerationRequest(**fields)
 
 
 _DONE = object()
@@ -157,9 +120,9 @@ def selection(ctx: Ctx, user_id: str, image_id: str | None) -> tuple[str, Any, A
     """Details and the two download files of one of the user's images (or nothing chosen)."""
     if not image_id:
         return fmt.EMPTY_DETAILS, gr.update(value=None), gr.update(value=None)
-    row = gallery.get_image(ctx.studio, user_id, image_id)
-    jpeg = gallery.download(ctx.studio, user_id, image_id, "jpeg", ctx.download_dir())
-    return fmt.details(row), ctx.served(row["file_path"]), str(jpeg)
+    row = ctx.studio.images.get(user_id, image_id)
+    jpeg = ctx.studio.images.download(user_id, image_id, "jpeg", ctx.download_dir())
+    return fmt.details(row), ctx.served(user_id, [row["id"]], row["file_path"]), str(jpeg)
 
 
 def result_items(ctx: Ctx, user_id: str, ids: list[str]) -> list[tuple[str, str]]:
@@ -167,17 +130,17 @@ def result_items(ctx: Ctx, user_id: str, ids: list[str]) -> list[tuple[str, str]
     items = []
     for image_id in ids:
         try:
-            row = gallery.get_image(ctx.studio, user_id, image_id)
+            row = ctx.studio.images.get(user_id, image_id)
         except Exception:  # deleted meanwhile (here or in another tab): just not shown
             continue
-        items.append((ctx.served(row["file_path"]), fmt.caption(row)))
+        items.append((ctx.served(user_id, [image_id], row["file_path"]), fmt.caption(row)))
     return items
 
 
 def build(ctx: Ctx) -> dict[str, Any]:
-    loaded = ctx.studio.model()
-    preset = loaded.preset
+    preset = ctx.studio.model().preset
     groups = categories()
+    prompt_chars = GenerationRequest.model_fields["prompt"].metadata[-1].max_length
     c: dict[str, Any] = {}
     with gr.Tab("Create", id="create"):
         with gr.Row(equal_height=False):
@@ -186,7 +149,7 @@ def build(ctx: Ctx) -> dict[str, Any]:
                     label="Prompt",
                     lines=3,
                     max_lines=8,
-                    max_length=MAX_PROMPT_CHARS,
+                    max_length=prompt_chars,
                     placeholder="a lighthouse on a cliff at dawn, volumetric light",
                     elem_id="prompt",
                 )
@@ -214,13 +177,10 @@ def build(ctx: Ctx) -> dict[str, Any]:
                     c["style_image"] = gr.File(
                         label="Style reference image", file_types=UPLOAD_TYPES
                     )
-                    c["style_strength"] = gr.Slider(
-                        0,
-                        MAX_STRENGTH,
-                        DEFAULT_STYLE_STRENGTH,
-                        step=0.05,
+                    c["style_strength"] = slider(
+                        "style_strength",
                         label="Style reference strength",
-                        info="Its look, not its content. 0 switches it off.",
+                        info=field_help("style_strength"),
                     )
                 with gr.Accordion("Character", open=False, elem_id="character-panel"):
                     c["character"] = gr.Dropdown(
@@ -231,32 +191,39 @@ def build(ctx: Ctx) -> dict[str, Any]:
                         file_types=UPLOAD_TYPES,
                         file_count="multiple",
                     )
-                    c["character_strength"] = gr.Slider(
-                        0,
-                        MAX_STRENGTH,
-                        DEFAULT_CHARACTER_STRENGTH,
+                    low, high = field_range("character_strength")
+                    c["character_strength"] = gr.Number(
+                        None,
+                        minimum=low,
+                        maximum=high,
                         step=0.05,
                         label="Character strength",
-                        info="0 switches it off. Save a character in the Characters tab.",
+                        placeholder="the character's own",
+                        info=field_help("character_strength"),
                     )
                     c["character_face"] = gr.Checkbox(
-                        label="The character is a face (plus-face weights)", value=False
+                        label="The character is a face (plus-face weights)",
+                        value=field_default("character_face"),
                     )
                 with gr.Row():
                     c["resolution"] = gr.Dropdown(
-                        RESOLUTION_CHOICES, value="native", label="Resolution"
+                        choices("resolution", RESOLUTION_LABELS),
+                        value=field_default("resolution"),
+                        label="Resolution",
                     )
-                    c["aspect"] = gr.Dropdown(list(ASPECTS), value="1:1", label="Aspect ratio")
+                    c["aspect"] = gr.Dropdown(
+                        list(field_choices("aspect")), value="1:1", label="Aspect ratio"
+                    )
                     c["upscaler"] = gr.Dropdown(
-                        [(UPSCALER_LABELS.get(name, name), name) for name in UPSCALERS],
-                        value="auto",
+                        choices("upscaler", UPSCALER_LABELS),
+                        value=field_default("upscaler"),
                         label="Upscaler",
                     )
                 with gr.Accordion("Advanced", open=False):
-                    c["negative"] = gr.Textbox(
+                    c["negative_prompt"] = gr.Textbox(
                         label="Negative prompt",
                         lines=2,
-                        max_length=MAX_PROMPT_CHARS,
+                        max_length=prompt_chars,
                         placeholder="blurry, low quality",
                     )
                     with gr.Row(equal_height=True):
@@ -266,17 +233,15 @@ def build(ctx: Ctx) -> dict[str, Any]:
                         c["random_seed"] = gr.Checkbox(label="Random seed", value=True)
                         c["reuse_seed"] = gr.Button("Reuse last seed", size="sm")
                     c["steps"] = gr.Slider(1, preset.max_steps, preset.steps, step=1, label="Steps")
-                    c["guidance"] = gr.Slider(
-                        0, MAX_GUIDANCE, preset.guidance, step=0.5, label="Guidance"
-                    )
-                    c["num_images"] = gr.Slider(1, MAX_IMAGES, 1, step=1, label="Number of images")
+                    c["guidance"] = slider("guidance", preset.guidance, 0.5, label="Guidance")
+                    c["num_images"] = slider("num_images", step=1, label="Number of images")
                     c["init_image"] = gr.File(
                         label="Start from an image (image-to-image)",
                         file_types=UPLOAD_TYPES,
                         elem_id="init-image",
                     )
-                    c["strength"] = gr.Slider(
-                        0.05, 1, 0.6, step=0.05, label="Image-to-image strength"
+                    c["strength"] = slider(
+                        "strength", label="Image-to-image strength", info=field_help("strength")
                     )
             with gr.Column(scale=6, min_width=340):
                 c["results"] = gr.Gallery(
@@ -311,36 +276,44 @@ def build(ctx: Ctx) -> dict[str, Any]:
     return c
 
 
+REUSED = [
+    "prompt",
+    "styles",
+    "negative_prompt",
+    "seed",
+    "random_seed",
+    "steps",
+    "guidance",
+    "aspect",
+    "resolution",
+    "upscaler",
+    "num_images",
+]
+
+
 def reuse_outputs(c: dict[str, Any]) -> list[Any]:
-    names = ["prompt", "styles", "negative", "seed", "random_seed", "steps", "guidance"]
-    names += ["aspect", "resolution", "upscaler", "num_images"]
-    return [c[name] for name in names]
+    return [c[name] for name in REUSED]
 
 
 def reuse_values(ctx: Ctx, user_id: str, image_id: str) -> list[Any]:
     """Control values that make the image again (its prompt already carries its styles)."""
     if not image_id:
         raise ValidationError("image: choose an image first.")
-    request = gallery.reuse_request(ctx.studio, user_id, image_id)
-    return [
-        request.prompt,
-        [],
-        request.negative_prompt,
-        request.seed,
-        False,
-        request.steps,
-        request.guidance,
-        request.aspect or gr.update(),
-        request.resolution or "native",
-        request.upscaler or "auto",
-        1,
-    ]
+    request = ctx.studio.images.reuse(user_id, image_id)
+    values = {**request.fields(), "styles": [], "random_seed": False, "num_images": 1}
+    values["aspect"] = request.aspect or gr.update()
+    return [values[name] for name in REUSED]
+
+
+def parameter_names(fn: Callable[..., Any]) -> list[str]:
+    """The names of ``fn``'s parameters that the page fills (Gradio fills the others)."""
+    return [p.name for p in gr.utils.get_positional_input_parameters(fn)]
 
 
 def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
     key = ctx.key
+    c["user_key"] = key
     gpu = {"concurrency_id": "gpu", "concurrency_limit": ctx.settings.max_batch}
-    inputs = [key] + [c[name] for name in GENERATE_INPUTS]
     result_outputs = [
         c["results"],
         c["ids"],
@@ -353,13 +326,38 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
 
     @guarded
     def generate(
-        request: gr.Request, profile: gr.OAuthProfile | None, progress=gr.Progress(), *values
+        user_key: str | None,
+        prompt: str,
+        styles: list[str] | None = None,
+        resolution: str = field_default("resolution"),
+        aspect: str | None = "1:1",
+        upscaler: str = field_default("upscaler"),
+        negative_prompt: str | None = None,
+        seed: int | None = 0,
+        random_seed: bool = True,
+        steps: int | None = None,
+        guidance: float | None = None,
+        num_images: int = field_default("num_images"),
+        init_image: str | None = None,
+        strength: float = field_default("strength"),
+        style_image: str | None = None,
+        style_strength: float = field_default("style_strength"),
+        character: str | None = None,
+        references: list[str] | None = None,
+        character_strength: float | None = None,
+        character_face: bool = False,
+        request: gr.Request = None,
+        profile: gr.OAuthProfile | None = None,
+        progress=gr.Progress(),
     ):
-        user_id = ctx.uid(values[0], profile)
-        controls = dict(zip(GENERATE_INPUTS, values[1:], strict=True))
-        generation = request_from_controls(controls)
+        """Generate images with the parameters of POST /api/v1/generate; files are uploads.
+        ``character_strength`` left empty uses the saved character's own strength."""
+        generation = request_from_controls(locals())
+        user_id = ctx.uid(user_key, profile)
+        ctx.uploaded(user_id, ["upload"], [init_image, style_image, *(references or [])])
         session = session_of(request)
         flag = ctx.cancel_flag(session)
+        folder: list[Any] = []  # this generation's preview files, made on the first preview
 
         def report(done: int, total: int, stage: str) -> None:
             if flag.is_set():
@@ -369,7 +367,11 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
         previews: queue.SimpleQueue = queue.SimpleQueue()
 
         def show(step: int, total: int, image: Any) -> None:
-            previews.put([(image, f"Preview: step {step} of {total}")])
+            folder[:] = folder or [ctx.download_dir()]
+            path = folder[0] / f"preview-{step}.jpg"
+            image.convert("RGB").save(path, quality=PREVIEW_QUALITY)
+            ctx.studio.served.add(user_id, ["preview"], path)
+            previews.put([(str(path), f"Preview: step {step} of {total}")])
 
         def work():
             return ctx.studio.generate(
@@ -385,17 +387,20 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
             result = yield from streamed(work, previews, len(result_outputs))
         finally:
             ctx.done(session, flag)
+        ids = [image.id for image in result.images]
+        for path in folder[0].iterdir() if folder else ():
+            ctx.studio.served.add(user_id, ids, path)  # deleting the images deletes these
         for warning in result.warnings:
             gr.Warning(warning)
-        ids = [image.id for image in result.images]
         first = result.images[0]
         details, png, jpeg = selection(ctx, user_id, first.id)
         items = [
-            (ctx.served(image.path), fmt.caption(dataclasses.asdict(image)))
+            (ctx.served(user_id, [image.id], image.path), fmt.caption(dataclasses.asdict(image)))
             for image in result.images
         ]
         yield items, ids, first.id, details, png, jpeg, first.seed
 
+    inputs = [c[name] for name in parameter_names(generate)]
     generate_event = c["generate_button"].click(
         generate,
         inputs=inputs,
@@ -503,9 +508,16 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
     )
 
     @guarded
-    def upscale(profile: gr.OAuthProfile | None, progress=gr.Progress(), *values):
-        key_value, image_id, upscaler, ids = values
-        user_id = ctx.uid(key_value, profile)
+    def upscale(
+        user_key: str | None,
+        image_id: str,
+        upscaler: str = field_default("upscaler"),
+        ids: list[str] | None = None,
+        profile: gr.OAuthProfile | None = None,
+        progress=gr.Progress(),
+    ):
+        """Upscale one of your images to 4K (a new image, linked to its source)."""
+        user_id = ctx.uid(user_key, profile)
         if not image_id:
             raise ValidationError("image: choose an image first.")
         progress(0, desc="Upscaling")
@@ -538,7 +550,7 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
     @guarded
     def delete(profile: gr.OAuthProfile | None, key_value, image_id, ids):
         user_id = ctx.uid(key_value, profile)
-        gallery.delete_image(ctx.studio, user_id, image_id, cache_dirs=[ctx.cache_dir])
+        ctx.studio.images.delete(user_id, image_id)
         ids = [i for i in ids or [] if i != image_id]
         gr.Info("Image deleted.")
         return result_items(ctx, user_id, ids), ids, "", *selection(ctx, user_id, None)

@@ -84,11 +84,10 @@ def details(row: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def page_label(page: Page, total: int | None = None) -> str:
+def page_label(page: Page) -> str:
     if not page.items:
         return "No images yet." if page.page == 1 else f"Page {page.page} is empty."
-    text = f"Page {page.page} · images {page.first}–{page.last}"
-    return text + (f" of {total}" if total is not None else "")
+    return f"Page {page.page} · images {page.first}–{page.last} of {page.total}"
 
 
 def erasure_report(report: Any) -> str:

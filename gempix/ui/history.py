@@ -6,7 +6,6 @@ from typing import Any
 
 import gradio as gr
 
-from .. import gallery
 from ..errors import ValidationError
 from . import format as fmt
 from .context import Ctx
@@ -18,15 +17,15 @@ PER_PAGE = 24
 
 def page_view(ctx: Ctx, user_id: str, page: int) -> tuple[Any, ...]:
     """Gallery items, ids, page label, page number and the pager buttons' states."""
-    current = gallery.list_page(ctx.studio, user_id, page, PER_PAGE)
-    if not current.items and page > 1:  # the last images of this page were deleted
-        current = gallery.list_page(ctx.studio, user_id, page - 1, PER_PAGE)
-    items = [(ctx.served(row["file_path"]), fmt.caption(row)) for row in current.items]
-    total = gallery.count_images(ctx.studio, user_id)
+    current = ctx.studio.images.page(user_id, page, PER_PAGE)
+    items = [
+        (ctx.served(user_id, [row["id"]], row["file_path"]), fmt.caption(row))
+        for row in current.items
+    ]
     return (
         items,
         [row["id"] for row in current.items],
-        fmt.page_label(current, total),
+        fmt.page_label(current),
         current.page,
         gr.update(interactive=current.has_newer),
         gr.update(interactive=current.has_older),
@@ -87,7 +86,7 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
     def show(profile: gr.OAuthProfile | None, key_value, page=1):
         user_id = ctx.uid(key_value, profile)
         return (
-            *page_view(ctx, user_id, gallery._page_number(page or 1)),
+            *page_view(ctx, user_id, page or 1),
             "",
             *selection(ctx, user_id, None),
         )
@@ -129,7 +128,7 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
     @guarded
     def delete(profile: gr.OAuthProfile | None, key_value, image_id, page):
         user_id = ctx.uid(key_value, profile)
-        gallery.delete_image(ctx.studio, user_id, image_id, cache_dirs=[ctx.cache_dir])
+        ctx.studio.images.delete(user_id, image_id)
         gr.Info("Image deleted.")
         return *page_view(ctx, user_id, int(page or 1)), "", *selection(ctx, user_id, None)
 
@@ -142,7 +141,7 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
         user_id = ctx.uid(key_value, profile)
         if confirmed is not True:
             raise ValidationError("Tick “Yes, permanently delete all my images” first.")
-        count = gallery.delete_all(ctx.studio, user_id, cache_dirs=[ctx.cache_dir])
+        count = ctx.studio.images.delete_all(user_id)
         gr.Info(f"Deleted {count} image{'s' if count != 1 else ''}.")
         return *page_view(ctx, user_id, 1), "", *selection(ctx, user_id, None), False
 

@@ -68,14 +68,3 @@ class Identity:
         if key in (None, ""):
             raise ValidationError(NO_KEY)
         return user_id_for(self.secret, key)
-
-    def user(self, user_id: str) -> dict[str, Any] | None:
-        """The user's row, or None for someone who has not made anything yet."""
-        try:
-            return self.studio.store.get_user(user_id)
-        except NotFoundError:
-            return None
-
-    def is_admin(self, user_id: str) -> bool:
-        user = self.user(user_id)
-        return bool(user and user["role"] == "admin" and not user["locked"])

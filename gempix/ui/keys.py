@@ -3,8 +3,6 @@ example of calling the HTTP API with one."""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from typing import Any
 
 import gradio as gr
@@ -30,13 +28,6 @@ curl -s -X POST "{base}/api/v1/generate" -H "Authorization: Bearer gpx_..." \\
 """
 
 
-def keys_module():
-    """``gempix.keys`` when it is installed (None: the API tab is left out)."""
-    if importlib.util.find_spec("gempix.keys") is None:
-        return None
-    return importlib.import_module("gempix.keys")
-
-
 def _table(rows: list[dict[str, Any]]) -> list[list[Any]]:
     return [
         [
@@ -51,11 +42,8 @@ def _table(rows: list[dict[str, Any]]) -> list[list[Any]]:
     ]
 
 
-def build(ctx: Ctx) -> dict[str, Any] | None:
-    module = keys_module()
-    if module is None:
-        return None
-    c: dict[str, Any] = {"module": module}
+def build(ctx: Ctx) -> dict[str, Any]:
+    c: dict[str, Any] = {}
     with gr.Tab("API", id="api") as c["tab"]:
         gr.Markdown(
             "Use GemPix from your own programs with an **API key**. A key acts as you: "
@@ -93,10 +81,10 @@ def build(ctx: Ctx) -> dict[str, Any] | None:
     return c
 
 
-def _view(ctx: Ctx, module, user_id: str) -> tuple[Any, ...]:
-    if ctx.identity.user(user_id) is None:
+def _view(ctx: Ctx, user_id: str) -> tuple[Any, ...]:
+    if ctx.studio.privacy.user(user_id) is None:
         return [], gr.update(choices=[], value=None)
-    rows = module.list_keys(ctx.studio, user_id)
+    rows = ctx.studio.keys.list(user_id)
     active = [
         (f"{row['name']} ({row['prefix']})", row["prefix"])
         for row in rows
@@ -107,14 +95,13 @@ def _view(ctx: Ctx, module, user_id: str) -> tuple[Any, ...]:
 
 def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
     key = ctx.key
-    module = c["module"]
     outputs = [c["table"], c["picked"]]
 
     @guarded
     def show(profile: gr.OAuthProfile | None, key_value, request: gr.Request):
         base = str(getattr(request, "request", request).base_url).rstrip("/") if request else ""
         example = CURL_EXAMPLE.format(base=base or "http://127.0.0.1:7860")
-        return *_view(ctx, module, ctx.uid(key_value, profile)), example
+        return *_view(ctx, ctx.uid(key_value, profile)), example
 
     c["show"] = show
     c["outputs"] = [*outputs, c["example"]]
@@ -123,11 +110,11 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
     @guarded
     def create(profile: gr.OAuthProfile | None, key_value, name):
         user_id = ctx.uid(key_value, profile)
-        if ctx.identity.user(user_id) is None:
+        if ctx.studio.privacy.user(user_id) is None:
             raise ValidationError("Please confirm your age at the top of the page first.")
-        full_key, _row = module.create_key(ctx.studio, user_id, "user", (name or "").strip())
+        full_key, _row = ctx.studio.keys.create(user_id, "user", (name or "").strip())
         gr.Info("Key created. Copy it now: it will not be shown again.")
-        return full_key, "", *_view(ctx, module, user_id)
+        return full_key, "", *_view(ctx, user_id)
 
     c["create"].click(
         create, [key, c["name"]], [c["new_key"], c["name"], *outputs], api_name="create_api_key"
@@ -138,8 +125,8 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
         user_id = ctx.uid(key_value, profile)
         if not prefix:
             raise ValidationError("Choose a key to revoke first.")
-        module.revoke_key(ctx.studio, user_id, prefix)
+        ctx.studio.keys.revoke(user_id, prefix)
         gr.Info("Key revoked.")
-        return _view(ctx, module, user_id)
+        return _view(ctx, user_id)
 
     c["revoke"].click(revoke, [key, c["picked"]], outputs, api_name="revoke_api_key")

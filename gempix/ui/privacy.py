@@ -1,6 +1,6 @@
 """The Privacy tab, the age confirmation and the policy notice: privacy as controls.
 
-Each control calls one function of ``gempix.privacy``; this module only translates. The
+Each control calls one method of ``studio.privacy``; this module only translates. The
 user key is shown masked with a copy button and can be replaced by pasting a key from another
 device. Erasure needs the word DELETE typed, then shows the erasure report and gives the
 browser a fresh key (the erased account is gone; a new visit is a new user).
@@ -8,31 +8,18 @@ browser a fresh key (the erased account is gone; a new visit is a new user).
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from typing import Any
 
 import gradio as gr
 
-from .. import gallery
 from ..errors import NotFoundError, ValidationError
-from ..privacy import consent, restriction
-from ..privacy.export import export, export_filename
-from ..privacy.gate import confirm_age
-from ..privacy.identity import new_user_key, open_user
-from ..privacy.policy import acknowledge_policy, load_policy, needs_notice, notice_text
+from ..privacy.identity import new_user_key
+from ..privacy.policy import load_policy, notice_text
 from . import format as fmt
 from .context import Ctx
 from .errors import guarded
 
 CONFIRM_WORD = "DELETE"
-
-
-def erase_function():
-    """The privacy module's erasure, when it is installed (None: the control is left out)."""
-    if importlib.util.find_spec("gempix.privacy.erasure") is None:
-        return None
-    return getattr(importlib.import_module("gempix.privacy.erasure"), "erase", None)
 
 
 def age_text(ctx: Ctx) -> str:
@@ -48,18 +35,18 @@ def age_text(ctx: Ctx) -> str:
 
 def user_flags(ctx: Ctx, user_id: str) -> dict[str, Any]:
     """Where the user stands, for the top of the page and the Privacy tab."""
-    user = ctx.identity.user(user_id)
+    user = ctx.studio.privacy.user(user_id)
     if user is None:
         return {"exists": False, "confirmed": False, "notice": False}
     return {
         "exists": True,
         "confirmed": user["age_confirmed_at"] is not None,
-        "notice": user["age_confirmed_at"] is not None and needs_notice(ctx.studio, user_id),
+        "notice": user["age_confirmed_at"] is not None and ctx.studio.privacy.needs_notice(user_id),
     }
 
 
 def _require_user(ctx: Ctx, user_id: str) -> None:
-    if ctx.identity.user(user_id) is None:
+    if ctx.studio.privacy.user(user_id) is None:
         raise ValidationError(
             "Please confirm your age at the top of the page first; until then nothing is "
             "stored about you."
@@ -68,12 +55,12 @@ def _require_user(ctx: Ctx, user_id: str) -> None:
 
 def choices_view(ctx: Ctx, user_id: str) -> tuple[Any, ...]:
     """The three toggles and a line saying where they stand."""
-    if ctx.identity.user(user_id) is None:
+    if ctx.studio.privacy.user(user_id) is None:
         return False, False, False, "Nothing is stored about you yet."
-    states = consent.status(ctx.studio, user_id)
+    states = ctx.studio.privacy.consent(user_id)
     training = states["training"]
     analytics = states["analytics"]
-    restricted = restriction.is_restricted(ctx.studio, user_id)
+    restricted = ctx.studio.privacy.is_restricted(user_id)
     lines = [
         "Training: **"
         + ("opted in" if training.granted else "not allowed")
@@ -105,8 +92,7 @@ def build_gate(ctx: Ctx) -> dict[str, Any]:
 
 def build(ctx: Ctx, on_space: bool) -> dict[str, Any]:
     policy = load_policy()
-    erase = erase_function()
-    c: dict[str, Any] = {"erase_available": erase is not None}
+    c: dict[str, Any] = {}
     with gr.Tab("Privacy", id="privacy") as c["tab"]:
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=340):
@@ -148,20 +134,19 @@ def build(ctx: Ctx, on_space: bool) -> dict[str, Any]:
                 c["export_file"] = gr.File(
                     label="Your export", interactive=False, visible=False, elem_id="export-file"
                 )
-                if erase is not None:
-                    with gr.Accordion("Delete everything", open=False):
-                        gr.Markdown(
-                            "Deletes your images, characters, API keys, consent records and "
-                            "account from this server, including cached copies, and checks "
-                            "that they are gone. This cannot be undone."
-                        )
-                        c["erase_confirm"] = gr.Textbox(
-                            label=f"Type {CONFIRM_WORD} to confirm", max_lines=1
-                        )
-                        c["erase"] = gr.Button("Delete everything", variant="stop")
-                        c["erase_report"] = gr.Markdown(
-                            "", label="Erasure report", elem_id="erase-report"
-                        )
+                with gr.Accordion("Delete everything", open=False):
+                    gr.Markdown(
+                        "Deletes your images, characters, API keys, consent records and "
+                        "account from this server, including every copy it served you, and "
+                        "checks that they are gone. This cannot be undone."
+                    )
+                    c["erase_confirm"] = gr.Textbox(
+                        label=f"Type {CONFIRM_WORD} to confirm", max_lines=1
+                    )
+                    c["erase"] = gr.Button("Delete everything", variant="stop")
+                    c["erase_report"] = gr.Markdown(
+                        "", label="Erasure report", elem_id="erase-report"
+                    )
     return c
 
 
@@ -198,7 +183,7 @@ def wire(ctx: Ctx, c: dict[str, Any], gate: dict[str, Any], after_identity_chang
     @guarded
     def restore(pasted):
         try:
-            open_user(ctx.studio, pasted)
+            ctx.studio.privacy.open_user(pasted)
         except NotFoundError as error:
             raise ValidationError(error.message) from None
         gr.Info("Welcome back: this browser now uses the key you pasted.")
@@ -218,18 +203,14 @@ def wire(ctx: Ctx, c: dict[str, Any], gate: dict[str, Any], after_identity_chang
         def change(profile: gr.OAuthProfile | None, key_value, value):
             user_id = ctx.uid(key_value, profile)
             _require_user(ctx, user_id)
-            if purpose == "training":
-                (consent.grant if value else consent.withdraw)(
-                    ctx.studio, user_id, "training", method="ui"
+            if purpose == "restricted":
+                ctx.studio.privacy.restrict(user_id, value is True)
+            else:  # training consent, or the objection to analytics (its withdrawal)
+                training = purpose == "training"
+                granted = value is True if training else value is not True
+                ctx.studio.privacy.set_consent(
+                    user_id, "training" if training else "analytics", granted, "ui"
                 )
-            elif purpose == "objection":
-                (consent.withdraw if value else consent.grant)(
-                    ctx.studio, user_id, "analytics", method="ui"
-                )
-            elif value:
-                restriction.restrict(ctx.studio, user_id)
-            else:
-                restriction.lift_restriction(ctx.studio, user_id)
             return choices_view(ctx, user_id)
 
         change.__name__ = f"set_{purpose}"
@@ -246,34 +227,32 @@ def wire(ctx: Ctx, c: dict[str, Any], gate: dict[str, Any], after_identity_chang
     def make_export(profile: gr.OAuthProfile | None, key_value):
         user_id = ctx.uid(key_value, profile)
         _require_user(ctx, user_id)
-        target = ctx.download_dir() / export_filename(ctx.studio, user_id)
-        result = export(ctx.studio, user_id, target)
+        target = ctx.download_dir() / ctx.studio.privacy.export_filename(user_id)
+        result = ctx.studio.privacy.export(user_id, target)
+        ctx.studio.served.add(user_id, ["export"], result.path)
         gr.Info(f"Export ready: {result.files} files, {result.bytes / 1e6:.1f} MB.")
         return gr.File(value=str(result.path), visible=True)
 
     c["export"].click(make_export, [key], c["export_file"], api_name="export")
 
-    if c["erase_available"]:
+    @guarded
+    def erase_everything(profile: gr.OAuthProfile | None, key_value, typed):
+        user_id = ctx.uid(key_value, profile)
+        if (typed or "").strip() != CONFIRM_WORD:
+            raise ValidationError(f"Type {CONFIRM_WORD} (in capitals) to confirm.")
+        _require_user(ctx, user_id)
+        report = ctx.studio.privacy.erase(user_id)
+        new_key = key_value if ctx.identity.signed_in(profile) else new_user_key()
+        return fmt.erasure_report(report), "", new_key, gr.update(value=None, visible=False)
 
-        @guarded
-        def erase_everything(profile: gr.OAuthProfile | None, key_value, typed):
-            user_id = ctx.uid(key_value, profile)
-            if (typed or "").strip() != CONFIRM_WORD:
-                raise ValidationError(f"Type {CONFIRM_WORD} (in capitals) to confirm.")
-            _require_user(ctx, user_id)
-            gallery.remove_converted_downloads(ctx.studio, user_id, [ctx.cache_dir])
-            report = erase_function()(ctx.studio, user_id, cache_dirs=[ctx.cache_dir])
-            new_key = key_value if ctx.identity.signed_in(profile) else new_user_key()
-            return fmt.erasure_report(report), "", new_key, gr.update(value=None, visible=False)
-
-        after_identity_change(
-            c["erase"].click(
-                erase_everything,
-                [key, c["erase_confirm"]],
-                [c["erase_report"], c["erase_confirm"], key, c["export_file"]],
-                api_name="erase",
-            )
+    after_identity_change(
+        c["erase"].click(
+            erase_everything,
+            [key, c["erase_confirm"]],
+            [c["erase_report"], c["erase_confirm"], key, c["export_file"]],
+            api_name="erase",
         )
+    )
 
     # -- the gate above the tabs ------------------------------------------------------------
 
@@ -284,8 +263,8 @@ def wire(ctx: Ctx, c: dict[str, Any], gate: dict[str, Any], after_identity_chang
             raise ValidationError(
                 f"Tick “I am at least {ctx.settings.min_age} years old” to continue."
             )
-        confirm_age(ctx.studio.store, user_id)
-        acknowledge_policy(ctx.studio, user_id, load_policy().version)
+        ctx.studio.privacy.confirm_age(user_id)
+        ctx.studio.privacy.acknowledge_policy(user_id)
         return gr.update(visible=False), gr.update(visible=False), *choices_view(ctx, user_id)
 
     gate["age_button"].click(
@@ -297,7 +276,7 @@ def wire(ctx: Ctx, c: dict[str, Any], gate: dict[str, Any], after_identity_chang
 
     @guarded
     def acknowledge(profile: gr.OAuthProfile | None, key_value):
-        acknowledge_policy(ctx.studio, ctx.uid(key_value, profile), load_policy().version)
+        ctx.studio.privacy.acknowledge_policy(ctx.uid(key_value, profile))
         return gr.update(visible=False)
 
     gate["notice_ack"].click(

@@ -6,7 +6,6 @@ import json
 
 from fastapi import APIRouter, Depends, Query
 
-from ... import analytics
 from ...keys import KeyInfo
 from ..auth import admin
 from ..context import API_PREFIX, ApiContext, context
@@ -29,8 +28,7 @@ def usage_analytics(
 ) -> AnalyticsOut:
     """Style trends, mixes, latency, outcomes, daily uniques. Cells counting fewer than k
     distinct visitors, and the cells that would let them be worked out, are null."""
-    start = analytics.parse_since(since)
-    tables = analytics.report(ctx.studio.store, start)
+    start, tables = ctx.studio.analytics.report(info.user_id, since)
     return AnalyticsOut(
         since=start.isoformat(),
         k=ctx.studio.settings.analytics_k,

@@ -1,7 +1,7 @@
 """The caller's characters: a name plus 1-4 reference images (sent as base64).
 
-Created and changed through ``gempix.gallery``, as in the web app: every reference passes
-``gempix.images.load_image`` (and this server's upload limits) before anything is stored.
+Created and changed through ``studio.characters``, as in the web app: every reference passes
+this server's upload limits and ``gempix.images.load_image`` before anything is stored.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Path
 from starlette.concurrency import run_in_threadpool
 
-from ... import gallery
-from ...errors import ValidationError
 from ...keys import KeyInfo
 from ..auth import caller
 from ..context import API_PREFIX, ApiContext, context
@@ -58,7 +56,7 @@ def _references(ctx: ApiContext, images: list[str]) -> list[bytes]:
 def list_characters(
     info: KeyInfo = Depends(caller), ctx: ApiContext = Depends(context)
 ) -> CharactersOut:
-    rows = gallery.list_characters(ctx.studio, info.user_id)
+    rows = ctx.studio.characters.list(info.user_id)
     return CharactersOut(characters=[character_out(row) for row in rows])
 
 
@@ -75,15 +73,10 @@ async def create_character(
     """A name and 1-4 reference images; ``rights_confirmed`` must be true."""
 
     def create() -> dict:
-        if body.rights_confirmed is not True:
-            raise ValidationError(
-                "rights_confirmed: confirm that you have the rights to use these images."
-            )
         references = _references(ctx, body.references)
-        character_id = gallery.create_character(
-            ctx.studio, info.user_id, body.name, references, True, strength=body.strength
+        return ctx.studio.characters.create(
+            info.user_id, body.name, references, body.rights_confirmed, body.strength
         )
-        return ctx.studio.store.get_character(info.user_id, character_id)
 
     return CharacterOne(character=character_out(await run_in_threadpool(create)))
 
@@ -100,7 +93,7 @@ def get_character(
     ctx: ApiContext = Depends(context),
 ) -> CharacterOne:
     return CharacterOne(
-        character=character_out(ctx.studio.store.get_character(info.user_id, character_id))
+        character=character_out(ctx.studio.characters.get(info.user_id, character_id))
     )
 
 
@@ -117,25 +110,17 @@ def patch_character(
     ctx: ApiContext = Depends(context),
 ) -> CharacterOne:
     """Rename it, replace its references (with ``rights_confirmed``: true), or set strength."""
-    if body.name is None and body.references is None and body.strength is None:
-        raise ValidationError("body: give at least one of name, references, strength.")
-    ctx.studio.store.get_character(info.user_id, character_id)  # not yours: 404 first
-    references = None
-    if body.references is not None:
-        if body.rights_confirmed is not True:
-            raise ValidationError(
-                "rights_confirmed: confirm that you have the rights to use these images."
-            )
-        references = _references(ctx, body.references)  # all checked before any change
-    if body.name is not None:
-        gallery.rename_character(ctx.studio, info.user_id, character_id, body.name)
-    if body.strength is not None:
-        ctx.studio.store.update_character(info.user_id, character_id, strength=body.strength)
-    if references is not None:
-        gallery.replace_references(ctx.studio, info.user_id, character_id, references, True)
-    return CharacterOne(
-        character=character_out(ctx.studio.store.get_character(info.user_id, character_id))
+    ctx.studio.characters.get(info.user_id, character_id)  # not yours: 404 before decoding
+    references = None if body.references is None else _references(ctx, body.references)
+    row = ctx.studio.characters.update(
+        info.user_id,
+        character_id,
+        name=body.name,
+        references=references,
+        rights_confirmed=body.rights_confirmed is True,
+        strength=body.strength,
     )
+    return CharacterOne(character=character_out(row))
 
 
 @router.delete(
@@ -150,5 +135,5 @@ def delete_character(
     ctx: ApiContext = Depends(context),
 ) -> Deleted:
     """Deletes the character and its reference images."""
-    gallery.delete_character(ctx.studio, info.user_id, character_id)
+    ctx.studio.characters.delete(info.user_id, character_id)
     return Deleted(deleted=character_id)

@@ -6,10 +6,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from ...engine.request import GenerationRequest, check
 from ...errors import ValidationError
 from ...keys import KeyInfo
-from ...privacy.gate import admit
+from ...params import GenerationRequest
 from ...service import GenerationResult
 from ..auth import generation_budget
 from ..context import API_PREFIX, ApiContext, context
@@ -43,7 +42,7 @@ def wants_png(accept: str) -> bool:
 
 
 def build_request(body: GenerateBody, ctx: ApiContext) -> GenerationRequest:
-    """The service request, with the init image decoded and checked against the API limits."""
+    """The request, with its images decoded and checked against the API's limits."""
     if body.num_images > ctx.config.max_images:
         raise ValidationError(
             f"num_images: {body.num_images} is more than this server allows per request "
@@ -54,37 +53,21 @@ def build_request(body: GenerateBody, ctx: ApiContext) -> GenerationRequest:
     def image(data: str | None, field: str):
         return None if data is None else decode_image(data, field, *limits)[1]
 
+    references = [image(data, f"references[{n}]") for n, data in enumerate(body.references)]
     return GenerationRequest(
-        prompt=body.prompt,
-        negative_prompt=body.negative_prompt,
-        seed=body.seed,
-        steps=body.steps,
-        guidance=body.guidance,
-        width=body.width,
-        height=body.height,
-        aspect=body.aspect,
-        resolution=body.resolution,
-        num_images=body.num_images,
-        init_image=image(body.init_image, "init_image"),
-        strength=body.strength,
-        upscaler=body.upscaler,
-        styles=tuple(body.styles),
-        style_image=image(body.style_image, "style_image"),
-        style_strength=body.style_strength,
-        character=body.character,
-        references=tuple(
-            image(data, f"references[{index}]") for index, data in enumerate(body.references)
-        ),
-        character_strength=body.character_strength,
-        character_face=body.character_face,
+        **{
+            **body.fields(),
+            "init_image": image(body.init_image, "init_image"),
+            "style_image": image(body.style_image, "style_image"),
+            "references": tuple(references),
+        }
     )
 
 
 def prepare(body: GenerateBody, ctx: ApiContext, user_id: str) -> GenerationRequest:
     """Check everything that needs no model before queueing, so bad requests never wait."""
     request = build_request(body, ctx)
-    check(request)
-    admit(ctx.studio.store, ctx.studio.settings, user_id)
+    ctx.studio.admit(request, user_id)
     return request
 
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path as FilePath
-
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse
 
-from ... import gallery
-from ...errors import NotFoundError
 from ...keys import KeyInfo
 from ..auth import caller
 from ..context import API_PREFIX, ApiContext, context
@@ -30,7 +26,7 @@ def list_images(
     ctx: ApiContext = Depends(context),
 ) -> ImagesPage:
     """Your images, newest first, with every parameter; ``has_more`` says if a next page exists."""
-    rows = ctx.studio.store.list_generations(info.user_id, limit=limit + 1, offset=offset)
+    rows = ctx.studio.images.rows(info.user_id, limit=limit + 1, offset=offset)
     return ImagesPage(
         items=[image_out(request, row) for row in rows[:limit]],
         limit=limit,
@@ -56,12 +52,8 @@ def get_image(
 ) -> FileResponse:
     """The PNG with its metadata (parameters, AI-generated disclosure). Another user's id is
     "not found", exactly like an id that does not exist."""
-    row = gallery.get_image(ctx.studio, info.user_id, image_id)
-    path = FilePath(row["file_path"]).resolve()
-    own = (FilePath(ctx.studio.settings.images_dir) / info.user_id).resolve()
-    if not path.is_relative_to(own):  # rows are written by the service; never serve elsewhere
-        raise NotFoundError(f"No generation with id {image_id!r}.")
-    return FileResponse(path, media_type="image/png", filename=f"{row['id']}.png")
+    row = ctx.studio.images.get(info.user_id, image_id)  # only files in the user's own folder
+    return FileResponse(row["file_path"], media_type="image/png", filename=f"{row['id']}.png")
 
 
 @router.delete(
@@ -75,6 +67,6 @@ def delete_image(
     info: KeyInfo = Depends(caller),
     ctx: ApiContext = Depends(context),
 ) -> Deleted:
-    """Deletes the record, the file and copies the web app cached."""
-    gallery.delete_image(ctx.studio, info.user_id, image_id, cache_dirs=ctx.cache_dirs)
+    """Deletes the record, the file and every copy the web app served of it."""
+    ctx.studio.images.delete(info.user_id, image_id)
     return Deleted(deleted=image_id)

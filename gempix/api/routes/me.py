@@ -1,7 +1,7 @@
 """The caller's account: who the key is, the age confirmation, consent, export and erasure.
 
-Export, erasure and consent are the privacy module's functions (``gempix.privacy``), the same
-the web app and the CLI call; this module only translates.
+Export, erasure and consent are ``studio.privacy``'s, the same the web app and the CLI call;
+this module only translates.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from ... import privacy
 from ...errors import ValidationError
 from ...keys import KeyInfo
 from ...privacy.identity import LOCAL_USER
@@ -28,7 +27,7 @@ router = APIRouter(prefix=API_PREFIX, tags=["me"])
 
 
 def me_out(ctx: ApiContext, info: KeyInfo) -> MeOut:
-    user = ctx.studio.store.get_user(info.user_id)
+    user = ctx.studio.privacy.user(info.user_id) or {}
     confirmed = info.user_id == LOCAL_USER or user.get("age_confirmed_at") is not None
     return MeOut(key_prefix=info.prefix, role=info.role, age_confirmed=confirmed)
 
@@ -55,7 +54,7 @@ def confirm_age(
             f"confirm: send true to confirm that you are at least "
             f"{ctx.studio.settings.min_age} years old."
         )
-    privacy.confirm_age(ctx.studio.store, info.user_id)
+    ctx.studio.privacy.confirm_age(info.user_id)
     return me_out(ctx, info)
 
 
@@ -69,7 +68,7 @@ def consent_out(ctx: ApiContext, user_id: str) -> ConsentOut:
                 policy_version=state.policy_version,
                 method=state.method,
             )
-            for purpose, state in privacy.consent_status(ctx.studio, user_id).items()
+            for purpose, state in ctx.studio.privacy.consent(user_id).items()
         }
     )
 
@@ -100,8 +99,7 @@ def put_consent(
     if not changes:
         raise ValidationError("body: name at least one purpose: training, analytics.")
     for purpose, granted in changes.items():
-        change = privacy.grant_consent if granted else privacy.withdraw_consent
-        change(ctx.studio, info.user_id, purpose, method="api")
+        ctx.studio.privacy.set_consent(info.user_id, purpose, granted, "api")
     return consent_out(ctx, info.user_id)
 
 
@@ -119,8 +117,8 @@ def export(info: KeyInfo = Depends(caller), ctx: ApiContext = Depends(context)) 
     manifest. The file is made for this response and deleted once sent."""
     folder = Path(tempfile.mkdtemp(prefix="gempix-export-"))
     try:
-        name = privacy.export_filename(ctx.studio, info.user_id)
-        result = privacy.export(ctx.studio, info.user_id, folder / name)
+        name = ctx.studio.privacy.export_filename(info.user_id)
+        result = ctx.studio.privacy.export(info.user_id, folder / name)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -151,7 +149,7 @@ def erase(
         raise ValidationError("confirm: add ?confirm=true to delete your account; it is final.")
     request.scope[keys_of.ANONYMOUS_LOG] = True
     ctx.forget(info.user_id)  # requests still in flight are logged without key or id
-    report = privacy.erase(ctx.studio, info.user_id, cache_dirs=ctx.cache_dirs)
+    report = ctx.studio.privacy.erase(info.user_id)
     return ErasureOut(
         erased=True,
         verified=report.verified,
