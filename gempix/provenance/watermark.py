@@ -4,8 +4,8 @@ The same value is added to R, G and B, so only brightness changes (JPEG keeps br
 full resolution and subsamples colour). The amplitude follows the local texture, measured as
 the standard deviation of each 8 x 8 block: about 2 grey levels on flat sky, up to 6 in
 foliage, where the eye does not see it. Measured PSNR: 41-42 dB on photographs, 38-39 dB
-on busy textures (benchmarks/bench_provenance.py). The pattern repeats every tile, which is what makes it
-survive crops and lets the detector measure a resize (``detection.py``).
+on busy textures (benchmarks/bench_provenance.py). The pattern repeats every tile, which is
+what makes it survive crops and lets the detector measure a resize (``detection.py``).
 
 Pixels are marked before encoding; the C2PA signature (``signing.py``) comes last, over the
 encoded bytes.
