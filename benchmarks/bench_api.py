@@ -73,10 +73,9 @@ def main() -> None:
 
     import httpx
 
-    from gempix import keys
     from gempix.api import API_PREFIX, ApiConfig, create_app
-    from gempix.engine.request import GenerationRequest
     from gempix.engine.tiny import ensure_tiny
+    from gempix.params import GenerationRequest
     from gempix.privacy.identity import LOCAL_USER
     from gempix.server import start_server
     from gempix.service import Studio
@@ -86,7 +85,7 @@ def main() -> None:
     data = Path(temporary.name)
     ensure_tiny(data / "models" / "tiny")
     studio = Studio(Settings.load({}, data_dir=str(data), model="tiny"))
-    key = keys.create_key(studio, LOCAL_USER)[0]
+    key = studio.keys.create(LOCAL_USER)[0]
     unlimited = ApiConfig(
         rate_requests="100000000/hour",
         rate_generate="100000000/hour",

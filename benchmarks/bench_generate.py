@@ -32,7 +32,7 @@ from _common import build_sd_turbo_architecture, interleaved  # noqa: E402
 def overhead(studio, size: int, steps: int, runs: int) -> dict[str, float]:
     import torch
 
-    from gempix.engine.request import GenerationRequest
+    from gempix.params import GenerationRequest
 
     loaded = studio.model()
     request = GenerationRequest(
@@ -64,8 +64,9 @@ def direct_overhead(studio, size: int, work: Path, runs: int = 20) -> float:
     from PIL import Image
 
     from gempix.engine.generate import prompt_warnings
-    from gempix.engine.request import GenerationRequest, plan
+    from gempix.engine.request import plan
     from gempix.metadata import save_png
+    from gempix.params import GenerationRequest
 
     loaded = studio.model()
     request = GenerationRequest("a lighthouse at dawn", seed=1, width=size, height=size)

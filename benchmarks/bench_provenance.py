@@ -232,8 +232,8 @@ def costs(picture: Image.Image, runs: int, unet_step: bool) -> None:
 
 def tiny_generation(runs: int) -> float:
     """Median seconds of a whole ``Studio.generate`` on the tiny model (64 px, 2 steps)."""
-    from gempix.engine.request import GenerationRequest
     from gempix.engine.tiny import ensure_tiny
+    from gempix.params import GenerationRequest
     from gempix.service import Studio
     from gempix.settings import Settings
 

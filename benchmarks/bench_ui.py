@@ -103,13 +103,12 @@ def first_page(data: Path, launches: int) -> dict[str, float]:
 def generate_overhead(data: Path, runs: int) -> dict[str, float]:
     from gradio_client import Client
 
-    from gempix.engine.request import GenerationRequest
+    from gempix.params import GenerationRequest
     from gempix.privacy.gate import confirm_age
     from gempix.privacy.identity import new_user_key, server_secret, user_id_for
     from gempix.service import Studio
     from gempix.settings import Settings
     from gempix.ui.app import build_app, launch_options
-    from gempix.ui.create import GENERATE_INPUTS
 
     os.environ["GRADIO_TEMP_DIR"] = str(data / "gradio-cache")
     studio = Studio(Settings.load({}, data_dir=str(data), model="tiny"))
@@ -127,30 +126,21 @@ def generate_overhead(data: Path, runs: int) -> dict[str, float]:
         confirm_age(studio.store, user_id)
         client = Client(url, verbose=False)
         request = GenerationRequest("a lighthouse at dawn", seed=1, steps=2, aspect="1:1")
-        controls = {  # the same request as the Create tab's controls; the others empty
+        arguments = {  # the same request through the named endpoint; the rest defaults
+            "user_key": key,
             "prompt": request.prompt,
-            "styles": [],
-            "resolution": "native",
             "aspect": "1:1",
-            "upscaler": "auto",
-            "negative": "",
             "seed": 1,
             "random_seed": False,
             "steps": 2,
             "guidance": 0.0,
-            "num_images": 1,
-            "strength": 0.6,
-            "style_strength": 0.0,
-            "character_strength": 0.0,
-            "character_face": False,
         }
-        arguments = [key] + [controls.get(name) for name in GENERATE_INPUTS]
 
         def direct():
             studio.generate(request, user_id=user_id, front_door="ui")
 
         def through_ui():
-            client.predict(*arguments, api_name="/generate")
+            client.predict(**arguments, api_name="/generate")
 
         direct()  # warm both paths once
         through_ui()
