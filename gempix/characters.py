@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from .errors import ValidationError
+from .errors import ValidationError, out_of_range
 from .images import ImageSource
-from .params import field_range, out_of_range
+from .params import field_range
 from .privacy import correction
 from .privacy.files import reference_dir, save_references
 from .references import find_character

@@ -8,6 +8,10 @@ value received, and never echoes a prompt back.
 
 from __future__ import annotations
 
+from typing import Any
+
+_SHOWN = 40  # at most this many characters of a value are quoted back in an error
+
 
 class GemPixError(Exception):
     """Base class: something the caller can fix or should know about."""
@@ -70,3 +74,28 @@ class ProvenanceError(GemPixError):
     C2PA signature. An image is never written unsigned instead."""
 
     status = 500
+
+
+def short(value: Any) -> str:
+    """``value`` as an error message quotes it: repr, and at most 40 characters of text."""
+    return repr(value if not isinstance(value, str) else value[:_SHOWN])
+
+
+def out_of_range(field: str, value: Any, low: float, high: float, low_open: bool = False) -> str:
+    """The one range message: whole numbers say "allowed", real numbers show the interval."""
+    if isinstance(low, int) and isinstance(high, int) and not low_open:
+        return f"{field}: {value} is out of range; allowed {low} to {high}."
+    bracket = "(" if low_open else "["
+    return f"{field}: {float(value)} is outside {bracket}{float(low)}, {float(high)}]."
+
+
+def whole(value: Any, field: str, low: int, high: int) -> int:
+    """``value`` as a whole number in [low, high] (an integral float counts); else the
+    ValidationError every front door shows for such a number."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{field}: expected a whole number, got {short(value)}.")
+    if not low <= value <= high:
+        raise ValidationError(out_of_range(field, value, low, high))
+    return value

@@ -14,9 +14,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from .errors import ValidationError
+from .errors import ValidationError, whole
 from .metadata import XMP_KEY
-from .params import whole
 
 FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}
 MEDIA_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import NotFoundError, ValidationError
+from .errors import NotFoundError, ValidationError, whole
 from .export import check_format, export_image
-from .params import GenerationRequest, request_from_params, whole
+from .params import GenerationRequest, request_from_params
 from .privacy import erasure
 
 if TYPE_CHECKING:

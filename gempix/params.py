@@ -21,14 +21,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticError
 
 from .engine.adapters import MAX_REFERENCES, MAX_STRENGTH
+from .engine.request import MAX_SEED
 from .engine.sizes import ASPECTS, MAX_OUTPUT_SIDE, MIN_SIDE, RESOLUTIONS
 from .engine.upscale import CHOICES as UPSCALERS
-from .errors import ValidationError
+from .errors import ValidationError, out_of_range, short
 from .images import ImageSource, load_image, pixel_digest
 
 MAX_PROMPT_CHARS = 2000
 MAX_IMAGES = 8
-MAX_SEED = 2**32 - 1
 MAX_STEPS = 100
 MAX_GUIDANCE = 30.0
 MAX_STYLES = 5
@@ -37,31 +37,6 @@ DEFAULT_STRENGTH = 0.6
 DEFAULT_STYLE_STRENGTH = 0.8
 DEFAULT_CHARACTER_STRENGTH = 0.7
 IMAGE_FIELDS = ("init_image", "style_image", "references")  # pictures: kept by SHA-256 only
-_SHOWN = 40  # at most this many characters of a value are quoted back in an error
-
-
-def _short(value: Any) -> str:
-    return repr(value if not isinstance(value, str) else value[:_SHOWN])
-
-
-def out_of_range(field: str, value: Any, low: float, high: float, low_open: bool = False) -> str:
-    """The one range message: whole numbers say "allowed", real numbers show the interval."""
-    if isinstance(low, int) and isinstance(high, int) and not low_open:
-        return f"{field}: {value} is out of range; allowed {low} to {high}."
-    bracket = "(" if low_open else "["
-    return f"{field}: {float(value)} is outside {bracket}{float(low)}, {float(high)}]."
-
-
-def whole(value: Any, field: str, low: int, high: int) -> int:
-    """``value`` as a whole number in [low, high] (an integral float counts); else the
-    ValidationError every front door shows for such a number."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(f"{field}: expected a whole number, got {_short(value)}.")
-    if not low <= value <= high:
-        raise ValidationError(out_of_range(field, value, low, high))
-    return value
 
 
 class GenerationRequest(BaseModel):
@@ -285,9 +260,9 @@ def _one(item: dict[str, Any]) -> str:
     if kind == "string_too_long":
         return f"{field}: {len(value):,} characters; the limit is {context['max_length']:,}."
     if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"{field}: expected a whole number, got {_short(value)}."
+        return f"{field}: expected a whole number, got {short(value)}."
     if kind in ("float_type", "float_parsing"):
-        return f"{field}: expected a number, got {_short(value)}."
+        return f"{field}: expected a number, got {short(value)}."
     if kind == "finite_number":
         return f"{field}: must be a finite number, got {value}."
     if kind in ("greater_than", "greater_than_equal", "less_than_equal"):
@@ -295,9 +270,9 @@ def _one(item: dict[str, Any]) -> str:
     if kind == "literal_error":
         choices = field_choices(field) if field in GenerationRequest.model_fields else ()
         allowed = ", ".join(choices) or context.get("expected", "")
-        return f"{field}: {_short(value)} is not supported; choose one of {allowed}."
+        return f"{field}: {short(value)} is not supported; choose one of {allowed}."
     if kind == "bool_type":
-        return f"{field}: expected true or false, got {_short(value)}."
+        return f"{field}: expected true or false, got {short(value)}."
     if kind == "too_long":
         return f"{field}: {context['actual_length']} given; at most {context['max_length']}."
     if kind in ("tuple_type", "list_type"):

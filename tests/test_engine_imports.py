@@ -7,78 +7,16 @@ or inside a function, so an import moved into a function to dodge a cycle is sti
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
-import gempix.engine
+from importgraph import PACKAGE, find_cycle, import_graph, imported, module_names
 
-ENGINE = Path(gempix.engine.__file__).parent
+ENGINE = PACKAGE / "engine"
 # What the engine may use from the rest of GemPix: it knows nothing of users or storage.
 OUTSIDE_ALLOWED = {"gempix.errors", "gempix.images", "gempix.settings"}
 
 
-def module_names(root: Path, package: str) -> dict[str, Path]:
-    """Dotted module name -> file, for every ``.py`` under ``root`` (the package ``package``)."""
-    names = {}
-    for path in sorted(root.rglob("*.py")):
-        parts = [package, *path.relative_to(root).with_suffix("").parts]
-        if parts[-1] == "__init__":
-            parts.pop()
-        names[".".join(parts)] = path
-    return names
-
-
-def imported(name: str, path: Path) -> set[str]:
-    """Every dotted name an import statement in ``path`` may load (a module or a name in it)."""
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")
-                anchor = ".".join(parts[: len(parts) - node.level + 1])
-                base = f"{anchor}.{base}" if base else anchor
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)
-    return found
-
-
-def import_graph(root: Path, package: str) -> dict[str, set[str]]:
-    modules = module_names(root, package)
-    return {
-        name: {target for target in imported(name, path) if target in modules and target != name}
-        for name, path in modules.items()
-    }
-
-
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    """One import cycle as a path that ends where it starts, or None for a DAG."""
-    done: set[str] = set()
-    for start in sorted(graph):
-        path: list[str] = []
-        stack = [(start, iter(sorted(graph[start])))]
-        on_path = {start}
-        path.append(start)
-        while stack:
-            node, targets = stack[-1]
-            target = next(targets, None)
-            if target is None:
-                stack.pop()
-                on_path.discard(path.pop())
-                done.add(node)
-            elif target in on_path:
-                return [*path[path.index(target) :], target]
-            elif target not in done:
-                stack.append((target, iter(sorted(graph[target]))))
-                on_path.add(target)
-                path.append(target)
-    return None
-
-
 def test_the_engine_imports_form_no_cycle():
-    graph = import_graph(ENGINE, "gempix.engine")
+    graph = import_graph(ENGINE)
     assert len(graph) > 20 and graph["gempix.engine.models"], "the graph was not read"
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
@@ -87,23 +25,26 @@ def test_the_engine_imports_form_no_cycle():
 def test_a_cycle_through_a_lazy_import_is_found(tmp_path):
     """The checker itself: ``b`` imports ``a`` inside a function, as code dodging a cycle
     does; the graph still has the edge, and the cycle is reported."""
-    (tmp_path / "__init__.py").write_text("")
-    (tmp_path / "a.py").write_text("from .b import run\n")
-    (tmp_path / "b.py").write_text("def run():\n    from . import a\n    return a\n")
-    (tmp_path / "c.py").write_text("from . import a\n")
-    graph = import_graph(tmp_path, "pkg")
-    assert graph["pkg.b"] == {"pkg", "pkg.a"}
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("from . import c\n")
+    (package / "a.py").write_text("from .b import run\n")
+    (package / "b.py").write_text("def run():\n    from . import a\n    return a\n")
+    (package / "c.py").write_text("from . import a\n")
+    graph = import_graph(package, package)
+    assert graph["pkg.b"] == {"pkg.a"}  # its own package runs first anyway: no edge
+    assert graph["pkg"] == {"pkg.c"}
     assert find_cycle(graph) == ["pkg.a", "pkg.b", "pkg.a"]
-    (tmp_path / "b.py").write_text("def run():\n    return 1\n")
-    assert find_cycle(import_graph(tmp_path, "pkg")) is None
+    (package / "b.py").write_text("def run():\n    return 1\n")
+    assert find_cycle(import_graph(package, package)) is None
 
 
 def test_the_engine_uses_nothing_of_gempix_but_errors_images_and_settings():
-    modules = module_names(ENGINE, "gempix.engine")
+    modules = module_names(ENGINE)
     outside = {
         (name, target)
         for name, path in modules.items()
-        for target in imported(name, path)
+        for target in imported(path)
         if target.startswith("gempix.")
         and not target.startswith("gempix.engine")
         and not {target, target.rpartition(".")[0]} & OUTSIDE_ALLOWED

@@ -12,14 +12,35 @@ from __future__ import annotations
 import dataclasses
 import math
 import secrets
+from typing import Any, Protocol
 
 from PIL import Image
 
-from ..errors import ValidationError
+from ..errors import ValidationError, whole
 from ..images import load_image, pixel_digest
-from ..params import MAX_SEED, GenerationRequest, whole
 from .presets import ModelPreset
 from .sizes import MAX_GENERATION_SIDE, base_size, target_size
+
+MAX_SEED = 2**32 - 1  # seeds are drawn in [0, MAX_SEED]; image i of a batch gets seed + i
+
+
+class Asked(Protocol):
+    """The fields of ``gempix.params.GenerationRequest`` that planning reads (the engine
+    plans any object that has them, and does not import the core's request model)."""
+
+    prompt: str
+    negative_prompt: str
+    seed: int | None
+    steps: int | None
+    guidance: float | None
+    width: int | None
+    height: int | None
+    aspect: str | None
+    resolution: str
+    num_images: int
+    init_image: Any
+    strength: float
+    upscaler: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +78,7 @@ def _side(value: int, field: str, multiple: int) -> int:
     return value
 
 
-def _sizes(request: GenerationRequest, preset: ModelPreset) -> tuple[int, int, tuple[int, int]]:
+def _sizes(request: Asked, preset: ModelPreset) -> tuple[int, int, tuple[int, int]]:
     if request.width is not None:  # the request checked that height comes with it
         width, height = request.width, request.height
         if max(width, height) > MAX_GENERATION_SIDE:  # any size: the upscaler hits it exactly
@@ -87,7 +108,7 @@ def _upscaled_base(width: int, height: int, preset: ModelPreset) -> tuple[int, i
     return fit(base_w), fit(base_h)
 
 
-def plan(request: GenerationRequest, preset: ModelPreset) -> Plan:
+def plan(request: Asked, preset: ModelPreset) -> Plan:
     """Resolve ``request`` for ``preset`` (its defaults, limits and sizes); ValidationError."""
     steps = whole(
         preset.steps if request.steps is None else request.steps, "steps", 1, preset.max_steps
