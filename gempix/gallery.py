@@ -144,7 +144,7 @@ def delete_image(
     studio: Studio, user_id: str, image_id: Any, cache_dirs: Sequence[str | Path] = ()
 ) -> dict[str, int]:
     """Delete one of the user's images: record, file, cached copies and converted downloads
-    (``privacy.erasure.delete_image``, which also audits and rewrites the database)."""
+    (``privacy.erasure.delete_image``, which also audits and scrubs the database)."""
     if not isinstance(image_id, str) or not image_id.strip():
         raise ValidationError("image: choose an image first.")
     counts = erasure.delete_image(studio, user_id, image_id.strip(), cache_dirs)
@@ -162,7 +162,7 @@ def all_image_ids(studio: Studio, user_id: str) -> list[str]:
 
 
 def delete_all(studio: Studio, user_id: str, cache_dirs: Sequence[str | Path] = ()) -> int:
-    """Delete every image of the user in one batch (one database rewrite); return how many."""
+    """Delete every image of the user in one batch (one database scrub); return how many."""
     ids = all_image_ids(studio, user_id)
     if not ids:
         return 0

@@ -55,8 +55,8 @@ def new_key(studio: Studio, confirmed: bool = True, role: str = "user") -> tuple
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    """The strict server, and three studios that fail: a held store, a broken store, a model
-    that is not there."""
+    """The strict server, and two studios that fail: a broken store, a model that is not
+    there."""
     root = tmp_path_factory.mktemp("api-errors")
     started, studios = [], []
 
@@ -72,10 +72,9 @@ def servers(tmp_path_factory):
     try:
         main = make(root / "main")
         broken = root / "broken"
-        (broken / "gempix.duckdb").mkdir(parents=True)  # a folder where the database goes
+        (broken / "gempix.sqlite3").mkdir(parents=True)  # a folder where the database goes
         yield {
             "main": main,
-            "held": make(root / "main"),  # same data dir: its store is already open
             "broken": make(broken),
             "no-model": make(root / "no-model", model="nobody/not-a-model", config=ApiConfig()),
         }
@@ -128,8 +127,6 @@ def trigger(name, servers, request):
         key, user_id = new_key(studio)
         studio.store.update_user(user_id, locked=True)
         return generate(main, key)
-    if name == "StoreLockedError":
-        return servers["held"].call("GET", "/images", new_key(studio)[0])
     if name == "PayloadTooLarge":
         return generate(main, new_key(studio)[0], negative_prompt="x" * 5000)
     if name == "RateLimited":
@@ -175,7 +172,6 @@ CASES = [  # (name, status, class in the request log, server whose log holds it)
     ("MethodNotAllowed", 405, "MethodNotAllowed", "main"),
     ("NotAcceptable", 406, "NotAcceptable", "main"),
     ("UserLockedError", 409, "UserLockedError", "main"),
-    ("StoreLockedError", 409, None, None),  # the held store: nothing can be logged there
     ("PayloadTooLarge", 413, "PayloadTooLarge", "main"),
     ("RateLimited", 429, "RateLimited", "main"),
     ("StoreError", 500, None, None),  # the broken store: nothing can be logged there

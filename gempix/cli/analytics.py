@@ -1,7 +1,7 @@
 """`gempix analytics`: the k-suppressed usage report, and Parquet snapshots for notebooks.
 
-Both open the data directory's database, so they work while the app is stopped; while it runs,
-DuckDB's one-process rule makes them fail with a message saying what to do instead.
+Both open the data directory's store, beside the running app or without it: the events are
+Parquet files that any process reads with DuckDB (docs/store.md).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from ..errors import GemPixError
 from ..settings import Settings
 from ..store import Store
 from ..store.core import DB_FILE
+from ..store.legacy import LEGACY_FILE
 from . import UserError, load_settings
 
 TITLES = {
@@ -32,7 +33,7 @@ TITLES = {
 
 
 def _open(settings: Settings) -> Store:
-    if not (settings.data_dir / DB_FILE).is_file():
+    if not any((settings.data_dir / name).is_file() for name in (DB_FILE, LEGACY_FILE)):
         raise UserError(f"No GemPix database in {settings.data_dir} yet: nothing to report.")
     try:
         return Store.open(settings)

@@ -1,7 +1,7 @@
 """`gempix keys`: API keys for the HTTP API (create, list, revoke).
 
-These open the data directory's database, so run them while the server is stopped; while it
-runs, users create and revoke their own keys in the web app's API tab.
+These open the data directory's database, also while the server runs on it; users create and
+revoke their own keys in the web app's API tab too.
 """
 
 from __future__ import annotations
