@@ -283,7 +283,7 @@ def erase_command(yes: bool, cache_dirs, data_dir, user_key, user_key_file) -> N
     """Delete everything of yours, verify it, and print what was removed.
 
     Every row and file, copies in cache folders, and the deleted values in the database
-    file (it is rewritten). Afterwards your key is unknown. This cannot be undone.
+    files (their pages are overwritten). Afterwards your key is unknown. This cannot be undone.
 
     Example: gempix erase --user-key-file my-key.txt --yes
     """
@@ -299,7 +299,7 @@ def erase_command(yes: bool, cache_dirs, data_dir, user_key, user_key_file) -> N
     click.echo(f"Erased rows: {rows or 'none'}")
     click.echo(
         f"Erased files: {report.files} ({report.bytes:,} bytes, {report.cached_copies} cached "
-        f"copies); database rewritten; verified in {report.seconds:.1f} s."
+        f"copies); database scrubbed; verified in {report.seconds:.1f} s."
     )
 
 
