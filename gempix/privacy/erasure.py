@@ -352,13 +352,13 @@ def delete_images(
         freed = remove_file(path) if path is not None else None
         if freed is not None:
             files, size = files + 1, size + freed
-    store.scrub_deleted()
     left = [i for i in ids if _still_there(store, user_id, i)]
     left_files = [p for p in paths if p is not None and p.exists()]
     if left or left_files or (caches and finder.copies_in(caches)):
         raise ErasureIncomplete("Image deletion did not complete; please try again.")
     counts = {"images": deleted, "files": files, "bytes": size, "cached_copies": cached}
     audit.record(studio, user_id, "image-deletion", counts)
+    store.scrub_deleted()  # last: one checkpoint makes the deletion and its audit row durable
     return counts
 
 

@@ -35,7 +35,7 @@ class ApiLogMixin(StoreBase):
             raise ValidationError(f"role: expected one of {', '.join(ROLES)}, got {role!r}.")
         if not isinstance(secret_hash, str) or len(secret_hash) < 32:
             raise ValidationError("secret_hash: expected the hash of the key's secret.")
-        with self._write("create the API key") as connection:
+        with self._write("create the API key", durable=True) as connection:
             self._require_active_user(connection, user_id)
             self._insert(
                 connection,
@@ -71,7 +71,7 @@ class ApiLogMixin(StoreBase):
 
     def revoke_api_key(self, prefix: str, user_id: str | None = None) -> None:
         """Revoke a key (an owner's own, or any when ``user_id`` is None, for admins)."""
-        with self._write("revoke the API key") as connection:
+        with self._write("revoke the API key", durable=True) as connection:
             found = connection.execute(
                 "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) "
                 "WHERE prefix = ? AND (? IS NULL OR user_id = ?)",

@@ -20,7 +20,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -120,18 +120,23 @@ class StoreBase:
             yield self._connection()
 
     @contextmanager
-    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction, committed on leaving the block, rolled back on any error."""
+    def _write(self, action: str, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction, committed on leaving the block, rolled back on any error.
+
+        ``durable``: the commit is synced to disk before the block ends, so it survives a
+        power loss too (about 0.3 ms more); every commit survives a crash of the process.
+        """
         with self._translated(action), self._write_lock:
             connection = self._connection()
-            sqlite.begin_write(connection)
-            try:
-                yield connection
-                connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
+            with sqlite.synced(connection) if durable else nullcontext():
+                sqlite.begin_write(connection)
+                try:
+                    yield connection
+                    connection.execute("COMMIT")
+                except BaseException:
+                    if connection.in_transaction:
+                        connection.execute("ROLLBACK")
+                    raise
 
     @contextmanager
     def _translated(self, action: str) -> Iterator[None]:
@@ -244,7 +249,7 @@ class StoreBase:
             ).rowcount
 
     def scrub_deleted(self) -> None:
-        """Leave no deleted value in any file of the database.
+        """Leave no deleted value in any file of the database, and make the deletion durable.
 
         ``secure_delete`` zeroes deleted content in its page as it is written; the pages go to
         the WAL first, beside earlier versions of themselves. A checkpoint that truncates the

@@ -38,7 +38,7 @@ class ErasureMixin(StoreBase):
         meanwhile (in any process) is refused rather than re-creating data; then all deletes
         run in one transaction. Call ``scrub_deleted`` afterwards for the files.
         """
-        with self._write("lock the user") as connection:
+        with self._write("lock the user", durable=True) as connection:
             connection.execute("UPDATE users SET locked = TRUE WHERE user_id = ?", [user_id])
         counts = {}
         with self._write("erase the user's rows") as connection:

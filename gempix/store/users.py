@@ -76,7 +76,7 @@ class UsersMixin(StoreBase):
             raise ValidationError("update_user: name at least one field to change.")
         values = {name: _check_user_field(name, value) for name, value in fields.items()}
         assignments = ", ".join(f"{name} = ?" for name in values)
-        with self._write("update the user") as connection:
+        with self._write("update the user", durable=True) as connection:
             rows = fetch_dicts(
                 connection.execute(
                     f"UPDATE users SET {assignments} WHERE user_id = ? RETURNING *",
@@ -100,7 +100,7 @@ class UsersMixin(StoreBase):
         if not isinstance(policy_version, str) or not policy_version:
             raise ValidationError("policy_version: expected the version of the policy shown.")
         consent_id = new_id()
-        with self._write("record the consent") as connection:
+        with self._write("record the consent", durable=True) as connection:
             self._require_active_user(connection, user_id)
             self._insert(
                 connection,
@@ -169,7 +169,7 @@ class UsersMixin(StoreBase):
         return request_id
 
     def complete_privacy_request(self, request_id: str, counts: dict[str, int]) -> None:
-        with self._write("complete the privacy request") as connection:
+        with self._write("complete the privacy request", durable=True) as connection:
             found = connection.execute(
                 "UPDATE privacy_requests SET completed_at = ?, counts = ? WHERE id = ?",
                 [self.clock.now(), _check_counts(counts), request_id],
