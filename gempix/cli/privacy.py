@@ -170,7 +170,7 @@ def user_update(display_name: str, data_dir, user_key, user_key_file) -> None:
 def user_role(role: str, data_dir, user_key, user_key_file) -> None:
     """Give the account a role: admins see the web app's Analytics tab.
 
-    Run it while the app is stopped (one process owns the database).
+    Works while the app runs too (reload the page to see the tab).
 
     Example: gempix user role admin --user-key-file my-key.txt
     """
