@@ -177,6 +177,10 @@ def hot_path_costs(work: Path, runs: int) -> dict[str, float]:
             admit=lambda: admit(store, settings, LOCAL_USER),
             record=lambda: store.record_generations([record(LOCAL_USER, 1)]),
             event=lambda: store.record_event(event, user_id=LOCAL_USER),
+        )
+        # Apart: a sync stalls the writes right after it while the file system commits.
+        seconds |= interleaved(
+            runs,
             synced_record=lambda: synced.record_generations([record(LOCAL_USER, 1)]),
             fdatasync=fdatasync_probe(work / "sync-probe"),
         )
