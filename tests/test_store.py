@@ -517,11 +517,15 @@ def test_files_are_private_and_the_database_is_in_wal_mode(settings):
                 name: store._connection().execute(f"PRAGMA {name}").fetchone()[0]
                 for name in ("secure_delete", "foreign_keys", "synchronous", "busy_timeout")
             }
+            with store._write("a durable write", durable=True) as connection:
+                durable = connection.execute("PRAGMA synchronous").fetchone()[0]
+            after = store._connection().execute("PRAGMA synchronous").fetchone()[0]
     finally:
         os.umask(old)
     assert set(modes.values()) == {0o600}, modes
     assert pragmas["secure_delete"] == 1 and pragmas["foreign_keys"] == 1
-    assert pragmas["synchronous"] == 2 and pragmas["busy_timeout"] >= 1000  # FULL
+    assert pragmas["synchronous"] == after == 1 and durable == 2  # NORMAL; FULL when durable
+    assert pragmas["busy_timeout"] >= 1000
     assert not files[1].exists()  # closed: the WAL was folded into the file and removed
     plain = sqlite3.connect(store.path)
     try:

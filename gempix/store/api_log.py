@@ -64,7 +64,7 @@ class ApiLogMixin(StoreBase):
             return fetch_dicts(
                 connection.execute(
                     f"SELECT {self._columns_except('api_keys', ('secret_hash',))} FROM api_keys "
-                    "WHERE ? IS NULL OR user_id = ? ORDER BY created_at DESC",
+                    "WHERE CAST(? AS TEXT) IS NULL OR user_id = ? ORDER BY created_at DESC",
                     [user_id, user_id],
                 )
             )
@@ -74,7 +74,7 @@ class ApiLogMixin(StoreBase):
         with self._write("revoke the API key", durable=True) as connection:
             found = connection.execute(
                 "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) "
-                "WHERE prefix = ? AND (? IS NULL OR user_id = ?)",
+                "WHERE prefix = ? AND (CAST(? AS TEXT) IS NULL OR user_id = ?)",
                 [self.clock.now(), prefix, user_id, user_id],
             ).rowcount
         if not found:

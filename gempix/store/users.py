@@ -122,8 +122,8 @@ class UsersMixin(StoreBase):
         with self._read("read the consent ledger") as connection:
             return fetch_dicts(
                 connection.execute(
-                    "SELECT * FROM consents WHERE user_id = ? AND (? IS NULL OR purpose = ?) "
-                    "ORDER BY created_at, id",
+                    "SELECT * FROM consents WHERE user_id = ? "
+                    "AND (CAST(? AS TEXT) IS NULL OR purpose = ?) ORDER BY created_at, id",
                     [user_id, purpose, purpose],
                 )
             )
