@@ -23,28 +23,11 @@ def interleaved(runs: int, **candidates: Callable[[], object]) -> dict[str, floa
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def build_sd_turbo_architecture(folder: Path) -> Path:
-    """SD-Turbo's architecture (SD 2.1: UNet 865M, ViT-H text encoder, SD VAE), random weights.
+def sd_turbo_unet():
+    """SD-Turbo's UNet (SD 2.1, 865M parameters) with random weights, in memory."""
+    from diffusers import UNet2DConditionModel
 
-    Saved as a normal diffusers folder so GemPix loads it through ``from_pretrained`` like
-    the real model. The tokenizer is GemPix's local byte-level one (nothing is downloaded).
-    """
-    import torch
-    from diffusers import (
-        AutoencoderKL,
-        EulerDiscreteScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from gempix.engine.tiny import build_tokenizer
-
-    if (folder / "model_index.json").is_file():
-        return folder
-    tokenizer = build_tokenizer()
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
+    return UNet2DConditionModel(
         sample_size=64,
         block_out_channels=(320, 640, 1280, 1280),
         down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
@@ -53,6 +36,25 @@ def build_sd_turbo_architecture(folder: Path) -> Path:
         attention_head_dim=(5, 10, 20, 20),
         use_linear_projection=True,
     )
+
+
+def build_sd_turbo_architecture(folder: Path) -> Path:
+    """SD-Turbo's architecture (SD 2.1: UNet 865M, ViT-H text encoder, SD VAE), random weights.
+
+    Saved as a normal diffusers folder so GemPix loads it through ``from_pretrained`` like
+    the real model. The tokenizer is GemPix's local byte-level one (nothing is downloaded).
+    """
+    import torch
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from gempix.engine.tiny import build_tokenizer
+
+    if (folder / "model_index.json").is_file():
+        return folder
+    tokenizer = build_tokenizer()
+    torch.manual_seed(0)
+    unet = sd_turbo_unet()
     vae = AutoencoderKL(
         block_out_channels=(128, 256, 512, 512),
         down_block_types=("DownEncoderBlock2D",) * 4,

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_adapters.py            # tiny, then the full-size SD-Turbo architecture
     python benchmarks/bench_adapters.py --quick    # tiny only
+    python benchmarks/bench_adapters.py --smoke    # tiny, one run per candidate (CI)
     python benchmarks/bench_adapters.py --work DIR # keep/reuse the built models in DIR
     python benchmarks/bench_adapters.py --threads 1 --runs 5   # steadiest on a shared CPU
 
@@ -220,7 +221,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=0, help="runs per candidate")
     parser.add_argument("--work", type=Path, default=None, help="build/reuse models here")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--smoke", action="store_true", help="tiny, one run (seconds)")
     args = parser.parse_args()
+    if args.smoke:
+        args.quick, args.runs = True, 1
     if args.threads:
         import torch
 

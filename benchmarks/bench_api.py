@@ -2,6 +2,7 @@
 
     python benchmarks/bench_api.py                 # 2000 requests per route, 30 pairs
     python benchmarks/bench_api.py --requests 500 --generations 5
+    python benchmarks/bench_api.py --smoke         # 20 requests, 2 pairs (CI)
 
 Starts the API (``create_app``) with uvicorn on a free localhost port and measures:
 
@@ -65,7 +66,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests per route")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
     parser.add_argument("--generations", type=int, default=30, help="interleaved pairs")
+    parser.add_argument("--smoke", action="store_true", help="a few of each (seconds)")
     args = parser.parse_args()
+    if args.smoke:
+        args.requests, args.clients, args.generations = 20, 2, 2
 
     import httpx
 
@@ -78,7 +82,8 @@ def main() -> None:
     from gempix.service import Studio
     from gempix.settings import Settings
 
-    data = Path(tempfile.mkdtemp(prefix="gempix-bench-api-"))
+    temporary = tempfile.TemporaryDirectory(prefix="gempix-bench-api-")
+    data = Path(temporary.name)
     ensure_tiny(data / "models" / "tiny")
     studio = Studio(Settings.load({}, data_dir=str(data), model="tiny"))
     key = keys.create_key(studio, LOCAL_USER)[0]
@@ -148,6 +153,7 @@ def main() -> None:
     finally:
         server.stop()
         studio.close()
+        temporary.cleanup()
 
 
 if __name__ == "__main__":

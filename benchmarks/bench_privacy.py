@@ -3,6 +3,7 @@
     python benchmarks/bench_privacy.py                    # 1000 images among 100k other rows
     python benchmarks/bench_privacy.py --others 20000 --images 200   # a quicker run
     python benchmarks/bench_privacy.py --others 5000 --pixels 256    # 190 KiB images
+    python benchmarks/bench_privacy.py --smoke                       # 200 rows, 20 images (CI)
 
 Builds a data dir with ``--others`` generation rows of other users (inserted through
 ``Store.record_generations`` in batches, realistic prompt and parameter sizes, no files) and
@@ -168,8 +169,11 @@ def main() -> None:
     parser.add_argument(
         "--pixels", type=int, default=64, help="side of the placeholder noise PNGs (64: 12 KiB)"
     )
+    parser.add_argument("--smoke", action="store_true", help="200 rows, 20 images (seconds)")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        args.others, args.images = 200, 20
     if args.child:
         child(*args.child)
         return

@@ -4,6 +4,7 @@
     python benchmarks/bench_speed.py                # CPU: tiny + SD-Turbo architecture 512 px
                                                     # CUDA: tiny + SDXL-Turbo architecture 512 px
     python benchmarks/bench_speed.py --compile      # adds a "high+compile" candidate
+    python benchmarks/bench_speed.py --smoke        # tiny, one process, one run of each (CI)
 
 Every candidate runs on the same model folder, size, steps and seeds: ``plain`` is
 ``DiffusionPipeline.from_pretrained(...).to(device)`` called as is; ``high``/``balanced``/``low``
@@ -29,6 +30,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -164,7 +166,7 @@ def folder_bytes(folder: Path) -> int:
 def worker(config: dict) -> None:
     import torch
 
-    from gempix.engine import performance, previews
+    from gempix.engine import fastpaths, memory, pipeline, previews, runtime
     from gempix.engine.models import quiet_libraries
 
     answer_to = sys.stdout
@@ -182,15 +184,15 @@ def worker(config: dict) -> None:
     if candidate == "plain":
         pipe.to(device)
     elif candidate == "shared":  # CPU only: every candidate takes turns on one pipeline
-        performance.configure_threads()
-        paths = performance.fast_paths(pipe, device)
+        runtime.configure_threads()
+        paths = fastpaths.fast_paths(pipe, device)
         report = paths.applied + [f"skipped {line}" for line in paths.skipped]
     else:
         mode = candidate.split("+")[0]
         if device == "cpu":
-            performance.configure_threads()
-        performance.apply_mode(pipe, mode, device)
-        paths = performance.fast_paths(pipe, device, compile="+compile" in candidate)
+            runtime.configure_threads()
+        memory.apply_mode(pipe, mode, device)
+        paths = fastpaths.fast_paths(pipe, device, compile="+compile" in candidate)
         report = paths.applied + [f"skipped {line}" for line in paths.skipped]
     load_s = time.perf_counter() - started
 
@@ -203,7 +205,7 @@ def worker(config: dict) -> None:
         pipe.vae.disable_slicing()
         pipe.disable_attention_slicing()  # back to diffusers' default (SDPA) processors
         if name != "plain":
-            performance.apply_mode(pipe, name, device)
+            memory.apply_mode(pipe, name, device)
         current["as"] = name
 
     decoder = None
@@ -261,7 +263,7 @@ def worker(config: dict) -> None:
             if current["as"] == "plain":
                 images = pipe(**kwargs).images
             else:
-                images = performance.call_pipeline(pipe, kwargs)
+                images = pipeline.call_pipeline(pipe, kwargs)
         sync()
         seconds = time.perf_counter() - begun
         timing["on"] = False
@@ -294,7 +296,7 @@ def worker(config: dict) -> None:
                 torch.cuda.max_memory_allocated() / MiB if device.startswith("cuda") else None
             )
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-            mode = performance.current_mode(pipe) if current["as"] != "plain" else "-"
+            mode = memory.current_mode(pipe) if current["as"] != "plain" else "-"
             reply({"rss_mib": rss, "device_peak_mib": device_peak, "mode": mode})
         elif op == "quit":
             reply({"bye": True})
@@ -323,7 +325,11 @@ class Worker:
         line = self.process.stdout.readline()
         if not line:
             code = self.process.wait()
-            raise SystemExit(f"worker {self.name} died (exit {code}); see {self.log.name}")
+            self.log.flush()
+            tail = Path(self.log.name).read_text(errors="replace").splitlines()[-5:]
+            raise SystemExit(
+                f"worker {self.name} died (exit {code}); see {self.log.name}:\n" + "\n".join(tail)
+            )
         return json.loads(line)
 
     def ask(self, **command) -> dict:
@@ -503,19 +509,19 @@ def print_table(label, layout, samples, stats, ready, preview) -> None:
 def auto_advice(folder: Path, device: str, dtype) -> str:
     from diffusers import DiffusionPipeline
 
-    from gempix.engine import performance
+    from gempix.engine import memory, runtime
 
     pipe = DiffusionPipeline.from_pretrained(folder, dtype=dtype)
-    needs = performance.estimate_needs(pipe, device=device)
-    free = performance.free_device_bytes(device) + (
-        performance._resident_bytes(pipe, device) if device == "cpu" else 0
+    needs = memory.estimate_needs(pipe, device=device)
+    free = runtime.free_device_bytes(device) + (
+        memory._resident_bytes(pipe, device) if device == "cpu" else 0
     )
-    mode = performance.advise_mode(free, needs, device)
+    mode = memory.advise_mode(free, needs, device)
     del pipe
     return (
-        f"auto would pick {mode!r} here: needs high {performance.gib(needs.high)}, balanced "
-        f"{performance.gib(needs.balanced)}, low {performance.gib(needs.low)}; "
-        f"free {performance.gib(free)}"
+        f"auto would pick {mode!r} here: needs high {memory.gib(needs.high)}, balanced "
+        f"{memory.gib(needs.balanced)}, low {memory.gib(needs.low)}; "
+        f"free {memory.gib(free)}"
     )
 
 
@@ -548,11 +554,15 @@ def main() -> None:
         default="auto",
         help="how candidates share processes (auto: by free memory; shared is CPU only)",
     )
+    parser.add_argument("--smoke", action="store_true", help="tiny, shared layout, one run")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(json.loads(args.worker))
         return
+    if args.smoke:  # every code path once: the shared worker, batch 4, previews
+        args.quick, args.layout = True, "shared"
+        args.runs = args.runs4 = args.preview_runs = 1
 
     import torch
 
@@ -620,6 +630,8 @@ def main() -> None:
         print(auto_advice(folder, device, getattr(torch, dtype)), flush=True)
         results.append(run_model(f"{name} {size}px", config, candidates, ns, work))
         print_table(*results[-1])
+    if not args.work:  # kept after a failure: the workers' logs are there
+        shutil.rmtree(work, ignore_errors=True)
     print(f"\nall done in {time.perf_counter() - started:.0f} s")
 
 

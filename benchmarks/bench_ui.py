@@ -2,6 +2,7 @@
 
     python benchmarks/bench_ui.py              # tiny model, 64 px, 2 steps, 9 runs
     python benchmarks/bench_ui.py --runs 15
+    python benchmarks/bench_ui.py --smoke      # one launch, one run (CI)
 
 1. **Launch to first page.** In a fresh process each time (so imports count, as for a user
    running ``python app.py``): import GemPix and Gradio, load the model, build the Blocks app,
@@ -108,6 +109,7 @@ def generate_overhead(data: Path, runs: int) -> dict[str, float]:
     from gempix.service import Studio
     from gempix.settings import Settings
     from gempix.ui.app import build_app, launch_options
+    from gempix.ui.create import GENERATE_INPUTS
 
     os.environ["GRADIO_TEMP_DIR"] = str(data / "gradio-cache")
     studio = Studio(Settings.load({}, data_dir=str(data), model="tiny"))
@@ -125,13 +127,30 @@ def generate_overhead(data: Path, runs: int) -> dict[str, float]:
         confirm_age(studio.store, user_id)
         client = Client(url, verbose=False)
         request = GenerationRequest("a lighthouse at dawn", seed=1, steps=2, aspect="1:1")
-        controls = ([], "native", "1:1", "auto", "", 1, False, 2, 0.0, 1, None, 0.6)
+        controls = {  # the same request as the Create tab's controls; the others empty
+            "prompt": request.prompt,
+            "styles": [],
+            "resolution": "native",
+            "aspect": "1:1",
+            "upscaler": "auto",
+            "negative": "",
+            "seed": 1,
+            "random_seed": False,
+            "steps": 2,
+            "guidance": 0.0,
+            "num_images": 1,
+            "strength": 0.6,
+            "style_strength": 0.0,
+            "character_strength": 0.0,
+            "character_face": False,
+        }
+        arguments = [key] + [controls.get(name) for name in GENERATE_INPUTS]
 
         def direct():
             studio.generate(request, user_id=user_id, front_door="ui")
 
         def through_ui():
-            client.predict(key, request.prompt, *controls, api_name="/generate")
+            client.predict(*arguments, api_name="/generate")
 
         direct()  # warm both paths once
         through_ui()
@@ -145,7 +164,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=9, help="generations per side (default 9)")
     parser.add_argument("--launches", type=int, default=3, help="fresh processes (default 3)")
+    parser.add_argument("--smoke", action="store_true", help="one launch, one run (seconds)")
     args = parser.parse_args()
+    if args.smoke:
+        args.runs = args.launches = 1
     with tempfile.TemporaryDirectory(prefix="gempix-bench-ui-") as tmp:
         data = Path(tmp) / "data"
         prepare(data)

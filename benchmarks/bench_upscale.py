@@ -2,6 +2,7 @@
 
     python benchmarks/bench_upscale.py           # full-size Real-ESRGAN x4plus architecture
     python benchmarks/bench_upscale.py --quick   # the tiny ESRGAN instead (seconds, not minutes)
+    python benchmarks/bench_upscale.py --smoke   # tiny ESRGAN, 640x360 instead of 4K (CI)
 
 The base image is what SD-Turbo generates for 4K 16:9 (680x384); the target is 3840x2160.
 Every measurement runs in its own process, started fresh, and reads its own peak RSS from
@@ -33,6 +34,7 @@ import numpy as np
 TARGET = (3840, 2160)
 SEAM_SIZE = 256
 SEAM_TILE = 160
+SMOKE = ((640, 360), 96, 64)  # --smoke: target, seam test size and tile
 GIB = 1024**3
 
 
@@ -102,13 +104,14 @@ def border_mask(length_w: int, length_h: int, tile: int, overlap: int, scale: in
     return mask
 
 
-def encodes(work: Path) -> list[tuple[str, float, float]]:
-    """Seconds and MB to encode a 4K image: PNG at GemPix's level and Pillow's, JPEG, WebP."""
+def encodes(target: tuple[int, int]) -> list[tuple[str, float, float]]:
+    """Seconds and MB to encode a ``target`` image: PNG at GemPix's level and Pillow's, JPEG,
+    WebP."""
     from PIL import Image
 
     from gempix.metadata import PNG_COMPRESS_LEVEL
 
-    image = picture(680, 384).resize(TARGET, Image.Resampling.LANCZOS)
+    image = picture(680, 384).resize(target, Image.Resampling.LANCZOS)
     rows = []
     cases = [
         (f"PNG level {PNG_COMPRESS_LEVEL} (GemPix)", "PNG", {"compress_level": PNG_COMPRESS_LEVEL}),
@@ -131,18 +134,25 @@ def encodes(work: Path) -> list[tuple[str, float, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny ESRGAN instead of full size")
+    parser.add_argument("--smoke", action="store_true", help="tiny ESRGAN, small sizes (seconds)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return
 
+    with tempfile.TemporaryDirectory(prefix="gempix-bench-upscale-") as temporary:
+        run(Path(temporary), args.quick or args.smoke, args.smoke)
+
+
+def run(work: Path, quick: bool, smoke: bool) -> None:
+    """Every measurement, with the models, images and arrays it makes kept in ``work``."""
     from gempix.engine import esrgan
     from gempix.engine.sizes import base_size
     from gempix.engine.upscale import DEFAULT_OVERLAP
 
-    work = Path(tempfile.mkdtemp(prefix="gempix-bench-upscale-"))
-    if args.quick:
+    target, seam_size, seam_tile = SMOKE if smoke else (TARGET, SEAM_SIZE, SEAM_TILE)
+    if quick:
         weights = esrgan.build_tiny_esrgan(work / "tiny-esrgan.safetensors")
         label = "tiny ESRGAN (8 features, 1 block)"
     else:
@@ -150,24 +160,25 @@ def main() -> None:
         weights = esrgan.build_full_esrgan(work / "esrgan-x4plus-arch.safetensors")
         label = "Real-ESRGAN x4plus architecture (64 features, 23 blocks)"
     weights_mib = weights.stat().st_size / 1024**2
-    base = base_size("16:9", (512, 512), 8)
+    base = (target[0] // 4, target[1] // 4) if smoke else base_size("16:9", (512, 512), 8)
+    size = "4K" if target == TARGET else f"{target[0]}x{target[1]}"
     print(f"ESRGAN: {label}, {weights_mib:.0f} MiB of weights")
-    print(f"4K 16:9: base {base[0]}x{base[1]} (SD-Turbo) -> {TARGET[0]}x{TARGET[1]}\n", flush=True)
+    print(f"{size} 16:9: base {base[0]}x{base[1]} -> {target[0]}x{target[1]}\n", flush=True)
 
     rows = []
     for backend in ("lanczos", "esrgan"):
-        spec = {"backend": backend, "size": base, "target": TARGET, "weights": str(weights)}
+        spec = {"backend": backend, "size": base, "target": target, "weights": str(weights)}
         result = measure(spec)
-        rows.append((f"4K {backend}", result))
-        print(f"  measured 4K {backend}: {result['seconds']:.1f} s", flush=True)
+        rows.append((f"{size} {backend}", result))
+        print(f"  measured {size} {backend}: {result['seconds']:.1f} s", flush=True)
 
     scale = 4
-    seam_target = (SEAM_SIZE * scale, SEAM_SIZE * scale)
+    seam_target = (seam_size * scale, seam_size * scale)
     outputs = {}
-    for name, tile in (("untiled", 4096), ("tiled", SEAM_TILE)):
+    for name, tile in (("untiled", 4096), ("tiled", seam_tile)):
         spec = {
             "backend": "esrgan",
-            "size": (SEAM_SIZE, SEAM_SIZE),
+            "size": (seam_size, seam_size),
             "target": seam_target,
             "weights": str(weights),
             "tile": tile,
@@ -175,8 +186,8 @@ def main() -> None:
         }
         result = measure(spec)
         outputs[name] = np.load(work / f"{name}.npy").astype(int)
-        rows.append((f"{SEAM_SIZE}px {name}", result))
-        print(f"  measured {SEAM_SIZE}px {name}: {result['seconds']:.1f} s", flush=True)
+        rows.append((f"{seam_size}px {name}", result))
+        print(f"  measured {seam_size}px {name}: {result['seconds']:.1f} s", flush=True)
 
     print(
         "\n| case | tiles x size | model input px | seconds | peak RSS MiB | "
@@ -199,9 +210,9 @@ def main() -> None:
     tiled_above = tiled["peak_rss"] - tiled["loaded_rss"]
     untiled_above = untiled["peak_rss"] - untiled["loaded_rss"]
     difference = np.abs(outputs["tiled"] - outputs["untiled"]).max(axis=2)
-    mask = border_mask(SEAM_SIZE, SEAM_SIZE, SEAM_TILE, DEFAULT_OVERLAP, scale)
+    mask = border_mask(seam_size, seam_size, seam_tile, DEFAULT_OVERLAP, scale)
     print(
-        f"\ntiled/untiled on {SEAM_SIZE}x{SEAM_SIZE} (tile {SEAM_TILE}, overlap "
+        f"\ntiled/untiled on {seam_size}x{seam_size} (tile {seam_tile}, overlap "
         f"{DEFAULT_OVERLAP}): model input pixels x{tiled['model_px'] / untiled['model_px']:.2f}, "
         f"time x{tiled['seconds'] / untiled['seconds']:.2f}, "
         f"memory above weights x{tiled_above / untiled_above:.2f}; "
@@ -209,9 +220,9 @@ def main() -> None:
         f"(mean {difference[mask].mean():.3f}), elsewhere {difference[~mask].max()} / 255"
     )
 
-    print("\n| 4K encode | seconds | MB |")
+    print(f"\n| {size} encode | seconds | MB |")
     print("|---|---|---|")
-    for label, seconds, megabytes in encodes(work):
+    for label, seconds, megabytes in encodes(target):
         print(f"| {label} | {seconds:.2f} | {megabytes:.1f} |")
 
 

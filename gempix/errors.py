@@ -51,3 +51,10 @@ class StoreError(GemPixError):
     """The database failed in a way the caller cannot fix (disk full, closed store...)."""
 
     status = 500
+
+
+class ProvenanceError(GemPixError):
+    """Content credentials could not be made: bad signing certificate or key, or a failed
+    C2PA signature. An image is never written unsigned instead."""
+
+    status = 500

@@ -31,7 +31,7 @@ def load_image(
     if isinstance(source, Image.Image):
         image = source
     else:
-        data = _read_bytes(source, field, max_bytes)
+        data = read_image_bytes(source, field, max_bytes)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -70,7 +70,10 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _read_bytes(source: str | Path | bytes, field: str, max_bytes: int) -> bytes:
+def read_image_bytes(
+    source: str | Path | bytes, field: str = "image", max_bytes: int = MAX_IMAGE_BYTES
+) -> bytes:
+    """The bytes of a path or bytes, refused when missing, empty or over ``max_bytes``."""
     if isinstance(source, bytes):
         data = source
     else:

@@ -11,7 +11,9 @@ With ``metadata_prompt`` off, prompt and negative prompt are left out of all thr
 
 from __future__ import annotations
 
+import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,14 +80,26 @@ def png_info(params: dict[str, Any], include_prompt: bool = True) -> PngInfo:
     return info
 
 
-def save_png(image: Image.Image, path: Path, params: dict[str, Any], include_prompt: bool) -> Path:
+def save_png(
+    image: Image.Image,
+    path: Path,
+    params: dict[str, Any],
+    include_prompt: bool,
+    finish: Callable[[bytes], bytes] | None = None,
+) -> Path:
+    """Write ``image`` as a PNG with its metadata; ``finish`` (e.g. C2PA signing,
+    ``gempix/provenance``) gets the encoded bytes last and returns what is written. If it
+    raises, nothing is written."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
     image.save(
-        path,
+        buffer,
         format="PNG",
         pnginfo=png_info(params, include_prompt),
         compress_level=PNG_COMPRESS_LEVEL,
     )
+    data = buffer.getvalue()
+    path.write_bytes(finish(data) if finish else data)
     return path
 
 

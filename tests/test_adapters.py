@@ -12,7 +12,6 @@ import io
 import json
 import shutil
 import struct
-import time
 import types
 import zlib
 
@@ -176,15 +175,39 @@ def test_model_without_published_adapter_is_a_clear_error():
         adapters.ensure_adapters(loaded)
 
 
-def test_offline_real_preset_fails_fast():
-    # conftest sets HF_HUB_OFFLINE=1: the Hub counts as unreachable, and nothing is cached.
+def test_offline_a_real_preset_fails_at_once_naming_the_files_to_download(tmp_path, monkeypatch):
+    """conftest sets HF_HUB_OFFLINE=1: the Hub counts as unreachable and nothing is cached, so
+    loading fails before any I/O with an ``hf download`` command. The files it names are the
+    ones that make the adapters load offline: all of them in the cache count as downloaded,
+    any one missing does not."""
+    from huggingface_hub import constants
+
+    from gempix.engine.adapters.loading import adapters_downloaded
+
     pipe = types.SimpleNamespace(name_or_path="stabilityai/sdxl-turbo")
     loaded = LoadedModel(PRESETS["sdxl-turbo"], pipe, "cpu", torch.float32)
-    started = time.monotonic()
-    with pytest.raises(ModelUnavailableError, match="gempix download sdxl-turbo"):
+    with pytest.raises(ModelUnavailableError) as caught:
         adapters.ensure_adapters(loaded, hub_timeout=0.5)
-    assert time.monotonic() - started < 5
     assert getattr(loaded, "adapters", None) is None
+    command = caught.value.message.split("Download them once while online with: ")[1]
+    program, verb, repo, *files = command.split()
+    assert (program, verb, repo) == ("hf", "download", "h94/IP-Adapter")
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    cached = tmp_path / "models--h94--IP-Adapter"
+    (cached / "refs").mkdir(parents=True)
+    (cached / "refs" / "main").write_text("0" * 40)
+    snapshot = cached / "snapshots" / ("0" * 40)
+    files_needed = PRESETS["sdxl-turbo"].adapters
+    assert not adapters_downloaded(files_needed)
+    for name in files:
+        (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
+        (snapshot / name).write_bytes(b"weights")
+    assert adapters_downloaded(files_needed)
+    for name in files:
+        (snapshot / name).rename(snapshot / "aside")
+        assert not adapters_downloaded(files_needed), f"{name} is named but not needed"
+        (snapshot / "aside").rename(snapshot / name)
 
 
 # --- the zero / non-zero pairs -------------------------------------------------------------

@@ -11,7 +11,7 @@ from PIL import Image
 from gempix.engine.batching import batch_key, group, run_batched
 from gempix.engine.generate import run
 from gempix.engine.models import ModelManager
-from gempix.engine.performance import call_pipeline
+from gempix.engine.pipeline import call_pipeline
 from gempix.engine.presets import PRESETS
 from gempix.engine.request import GenerationRequest, plan
 from gempix.settings import Settings

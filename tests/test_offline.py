@@ -10,7 +10,8 @@ import time
 import pytest
 from huggingface_hub import constants
 
-from gempix.engine.models import ModelManager, choose_model, hub_reachable
+from gempix.engine.hub import hub_reachable
+from gempix.engine.models import ModelManager, choose_model
 from gempix.errors import ModelUnavailableError
 from gempix.settings import Settings
 

@@ -15,13 +15,14 @@ import pytest
 import torch
 from PIL import Image
 
-from gempix.engine import performance as perf
+from gempix.engine import fastpaths, memory, pipeline, runtime
 from gempix.engine.models import ModelManager
+from gempix.engine.pipestate import state_of
 from gempix.engine.presets import PRESETS
 from gempix.errors import ModelUnavailableError
 from gempix.settings import Settings
 
-GIB = perf.GiB
+GIB = memory.GiB
 
 
 @pytest.fixture(scope="module")
@@ -83,36 +84,36 @@ ADVICE = [
 
 @pytest.mark.parametrize(("free", "needed", "device", "expected"), ADVICE)
 def test_advisor_picks_the_documented_mode(free, needed, device, expected):
-    assert perf.advise_mode(int(free * GIB), int(needed * GIB), device) == expected
+    assert memory.advise_mode(int(free * GIB), int(needed * GIB), device) == expected
 
 
 def test_advisor_uses_full_needs_when_given():
-    needs = perf.MemoryNeeds(high=10 * GIB, balanced=4 * GIB, low=1 * GIB)
-    assert perf.advise_mode(12 * GIB, needs, "cuda") == "high"
-    assert perf.advise_mode(11 * GIB, needs, "cuda") == "balanced"
-    assert perf.advise_mode(int(4.81 * GIB), needs, "cuda") == "balanced"
-    assert perf.advise_mode(int(4.79 * GIB), needs, "cuda") == "low"
+    needs = memory.MemoryNeeds(high=10 * GIB, balanced=4 * GIB, low=1 * GIB)
+    assert memory.advise_mode(12 * GIB, needs, "cuda") == "high"
+    assert memory.advise_mode(11 * GIB, needs, "cuda") == "balanced"
+    assert memory.advise_mode(int(4.81 * GIB), needs, "cuda") == "balanced"
+    assert memory.advise_mode(int(4.79 * GIB), needs, "cuda") == "low"
 
 
 def test_does_not_fit_names_needed_free_and_the_mode_that_fits():
-    needs = perf.MemoryNeeds(high=10 * GIB, balanced=6 * GIB, low=2 * GIB)
+    needs = memory.MemoryNeeds(high=10 * GIB, balanced=6 * GIB, low=2 * GIB)
     with pytest.raises(ModelUnavailableError) as caught:
-        perf.check_fits("high", 7 * GIB, needs, "cuda", "Model 'sdxl'")
+        memory.check_fits("high", 7 * GIB, needs, "cuda", "Model 'sdxl'")
     message = caught.value.message
     assert "10.0 GiB" in message and "7.0 GiB" in message
     assert "'high'" in message and "--memory balanced (needs about 6.0 GiB)" in message
     with pytest.raises(ModelUnavailableError) as caught:
-        perf.check_fits("low", 1 * GIB, needs, "cuda")
+        memory.check_fits("low", 1 * GIB, needs, "cuda")
     assert "No memory mode fits" in caught.value.message
     assert "2.0 GiB" in caught.value.message and "1.0 GiB" in caught.value.message
-    perf.check_fits("balanced", 6 * GIB, needs, "cuda")  # fits exactly: no error
+    memory.check_fits("balanced", 6 * GIB, needs, "cuda")  # fits exactly: no error
 
 
 def test_apply_mode_refuses_a_model_that_does_not_fit(loaded):
     pipe = copy.deepcopy(loaded.pipe)
-    needed = perf.estimate_needs(pipe, device="cpu")
+    needed = memory.estimate_needs(pipe, device="cpu")
     with pytest.raises(ModelUnavailableError) as caught:
-        perf.apply_mode(pipe, "auto", "cpu", free_bytes=needed.low // 2)
+        memory.apply_mode(pipe, "auto", "cpu", free_bytes=needed.low // 2)
     assert f"{needed.low / GIB:.1f} GiB" in caught.value.message
     assert "low" in caught.value.message and "No memory mode fits" in caught.value.message
 
@@ -121,34 +122,34 @@ def test_estimates_count_the_weights_and_order_the_modes(loaded):
     pipe = loaded.pipe
     weights = sum(
         t.numel() * t.element_size()
-        for m in perf.torch_modules(pipe).values()
+        for m in memory.torch_modules(pipe).values()
         for t in (*m.parameters(), *m.buffers())
     )
-    working = perf.working_bytes(64, 64, 1, 4, "high")
-    gpu = perf.estimate_needs(pipe, device="cuda")
+    working = memory.working_bytes(64, 64, 1, 4, "high")
+    gpu = memory.estimate_needs(pipe, device="cuda")
     assert gpu.high == weights + working
     assert gpu.high > gpu.balanced > gpu.low
-    cpu = perf.estimate_needs(pipe, device="cpu")
+    cpu = memory.estimate_needs(pipe, device="cpu")
     assert cpu.high == gpu.high and cpu.low >= weights  # nothing leaves RAM on a CPU
     # counted at float16, float weights take half the bytes (integer buffers keep theirs)
     half_weights = sum(
         t.numel() * (2 if t.is_floating_point() else t.element_size())
-        for m in perf.torch_modules(pipe).values()
+        for m in memory.torch_modules(pipe).values()
         for t in (*m.parameters(), *m.buffers())
     )
-    half = perf.estimate_needs(pipe, torch.float16, device="cuda")
-    assert half.high - perf.working_bytes(64, 64, 1, 2) == half_weights < weights
+    half = memory.estimate_needs(pipe, torch.float16, device="cuda")
+    assert half.high - memory.working_bytes(64, 64, 1, 2) == half_weights < weights
     # presets, before loading: SDXL-Turbo in float16 at 512 px needs 6.5-9 GiB on a GPU
-    sdxl = perf.estimate_needs(PRESETS["sdxl-turbo"], torch.float16)
+    sdxl = memory.estimate_needs(PRESETS["sdxl-turbo"], torch.float16)
     assert 6.5 * GIB < sdxl.high < 9 * GIB and sdxl.low < 2 * GIB
-    assert perf.advise_mode(int(8 * GIB), sdxl, "cuda") == "balanced"
-    assert perf.advise_mode(int(24 * GIB), sdxl, "cuda") == "high"
+    assert memory.advise_mode(int(8 * GIB), sdxl, "cuda") == "balanced"
+    assert memory.advise_mode(int(24 * GIB), sdxl, "cuda") == "high"
 
 
 def test_auto_on_this_cpu_keeps_the_tiny_model_in_high_mode(loaded):
     pipe = copy.deepcopy(loaded.pipe)
-    assert perf.apply_mode(pipe, "auto", "cpu") == "high"
-    assert perf.current_mode(pipe) == "high"
+    assert memory.apply_mode(pipe, "auto", "cpu") == "high"
+    assert memory.current_mode(pipe) == "high"
 
 
 # --- applying modes -----------------------------------------------------------------------
@@ -211,14 +212,14 @@ class _Recorder:
 )
 def test_each_mode_flips_its_switches(mode, device, expected):
     pipe = _Recorder()
-    needs = perf.MemoryNeeds(GIB, GIB, GIB)
-    assert perf.apply_mode(pipe, mode, device, free_bytes=2 * GIB, needs=needs) == mode
+    needs = memory.MemoryNeeds(GIB, GIB, GIB)
+    assert memory.apply_mode(pipe, mode, device, free_bytes=2 * GIB, needs=needs) == mode
     assert pipe.calls == expected
 
 
 def test_unknown_mode_is_refused(loaded):
     with pytest.raises(ValueError, match="auto, high, balanced, low"):
-        perf.apply_mode(copy.deepcopy(loaded.pipe), "turbo", "cpu")
+        memory.apply_mode(copy.deepcopy(loaded.pipe), "turbo", "cpu")
 
 
 def test_every_mode_draws_the_default_image_at_native_size(loaded):
@@ -227,7 +228,7 @@ def test_every_mode_draws_the_default_image_at_native_size(loaded):
     reference = pixels(loaded.pipe)
     for mode in ("balanced", "low"):  # high on a CPU only calls .to("cpu")
         pipe = copy.deepcopy(loaded.pipe)
-        perf.apply_mode(pipe, mode, "cpu")
+        memory.apply_mode(pipe, mode, "cpu")
         difference = np.abs(pixels(pipe) - reference)
         assert difference.max() <= 1, f"{mode} differs from the default by {difference.max()}"
 
@@ -246,7 +247,7 @@ def test_vae_tiling_engages_above_the_tile_size(loaded):
             return vae.decode(z, return_dict=False)[0]
 
     untiled = decode(pipe.vae, latents)
-    perf.apply_mode(pipe, "balanced", "cpu")
+    memory.apply_mode(pipe, "balanced", "cpu")
     assert pipe.vae.use_tiling and pipe.vae.use_slicing
     tiled = decode(pipe.vae, latents)
     assert not torch.equal(tiled, untiled), "tiling did not engage"
@@ -267,7 +268,7 @@ def test_bfloat16_on_cpu_matches_float32_within_bound(data_dir, loaded):
 
 
 def test_no_float64_and_nothing_wider_than_float32(loaded):
-    for name, module in perf.torch_modules(loaded.pipe).items():
+    for name, module in memory.torch_modules(loaded.pipe).items():
         for key, tensor in (*module.named_parameters(), *module.named_buffers()):
             if tensor.is_floating_point():
                 assert tensor.element_size() <= 4, f"{name}.{key} is {tensor.dtype}"
@@ -283,7 +284,7 @@ def test_img2img_shares_the_text2img_weights(data_dir):
     )
     images = run(fresh, plan(request, fresh.preset))
     assert len(images) == 1 and fresh.img2img is not None
-    for name, module in perf.torch_modules(fresh.pipe).items():
+    for name, module in memory.torch_modules(fresh.pipe).items():
         other = getattr(fresh.img2img, name)
         pointers = [p.data_ptr() for p in module.parameters()]
         assert pointers == [p.data_ptr() for p in other.parameters()], f"{name} was copied"
@@ -292,10 +293,10 @@ def test_img2img_shares_the_text2img_weights(data_dir):
 def test_threads_follow_physical_cores():
     before = torch.get_num_threads()
     try:
-        cores = perf.physical_cores()
+        cores = runtime.physical_cores()
         assert cores >= 1
-        assert perf.configure_threads() == cores == torch.get_num_threads()
-        assert perf.configure_threads(1) == 1 == torch.get_num_threads()
+        assert runtime.configure_threads() == cores == torch.get_num_threads()
+        assert runtime.configure_threads(1) == 1 == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
 
@@ -312,15 +313,15 @@ def test_fast_paths_set_sdpa_and_leave_other_processors_alone(loaded):
 
     pipe = copy.deepcopy(loaded.pipe)
     pipe.unet.set_attn_processor(AttnProcessor())  # the pre-SDPA processor
-    report = perf.fast_paths(pipe, "cpu")
+    report = fastpaths.fast_paths(pipe, "cpu")
     kinds = {type(p) for p in pipe.unet.attn_processors.values()}
     assert kinds == {AttnProcessor2_0}
     assert any("unet: SDPA attention (8 set" in line for line in report.applied)
     assert any("channels_last" in line for line in report.skipped)
 
     sliced = copy.deepcopy(loaded.pipe)
-    perf.apply_mode(sliced, "low", "cpu")
-    perf.fast_paths(sliced, "cpu")
+    memory.apply_mode(sliced, "low", "cpu")
+    fastpaths.fast_paths(sliced, "cpu")
     assert {type(p) for p in sliced.unet.attn_processors.values()} == {SlicedAttnProcessor}
 
 
@@ -335,27 +336,27 @@ def test_compile_happens_once_per_shape_and_is_announced(loaded):
         return graph.forward
 
     pipe = copy.deepcopy(loaded.pipe)
-    assert perf.compile_notice(pipe, 64, 64) is None  # nothing compiled: nothing to say
-    report = perf.fast_paths(pipe, "cpu", compile=True, backend=counting_backend)
+    assert fastpaths.compile_notice(pipe, 64, 64) is None  # nothing compiled: nothing to say
+    report = fastpaths.fast_paths(pipe, "cpu", compile=True, backend=counting_backend)
     assert any("torch.compile" in line for line in report.applied)
-    assert "compiling" in perf.compile_notice(pipe, 64, 64)
+    assert "compiling" in fastpaths.compile_notice(pipe, 64, 64)
     first = pixels(pipe, steps=1)
     compiled_once = len(graphs)
     assert compiled_once >= 1
-    assert perf.compile_notice(pipe, 64, 64) is None
+    assert fastpaths.compile_notice(pipe, 64, 64) is None
     assert np.array_equal(pixels(pipe, steps=1), first)
     assert len(graphs) == compiled_once, "same shape compiled again"
-    again = perf.fast_paths(pipe, "cpu", compile=True, backend=counting_backend)
+    again = fastpaths.fast_paths(pipe, "cpu", compile=True, backend=counting_backend)
     assert "torch.compile: already compiled" in again.applied
 
     class Loaded:  # what warmup reads from a LoadedModel
         def __init__(self):
             self.pipe, self.preset, self.lock = pipe, loaded.preset, loaded.lock
 
-    timings = perf.warmup(Loaded(), sizes=[(72, 72)])  # a new shape, compiled at start-up
-    assert [key for key, _ in timings] == [perf.shape_key(72, 72)]
+    timings = fastpaths.warmup(Loaded(), sizes=[(72, 72)])  # a new shape, compiled at start-up
+    assert [key for key, _ in timings] == [fastpaths.shape_key(72, 72)]
     assert len(graphs) > compiled_once, "a new shape reused the old graph"
-    assert perf.compile_notice(pipe, 72, 72) is None  # warmed: nothing to announce
+    assert fastpaths.compile_notice(pipe, 72, 72) is None  # warmed: nothing to announce
 
 
 # --- half precision: NaN-safe decode ------------------------------------------------------
@@ -367,7 +368,7 @@ def test_float16_overflow_is_detected_and_redecoded_in_float32(data_dir):
     matches a float32 decode of the same latents within 1/255."""
     half = load(data_dir, dtype="float16")
     pipe = half.pipe
-    assert perf.vae_is_half(pipe) and perf.guards_decode(pipe)
+    assert pipeline.vae_is_half(pipe) and pipeline.guards_decode(pipe)
     captured = {}
 
     def overflow(pipeline, step, timestep, kwargs):
@@ -391,9 +392,9 @@ def test_float16_overflow_is_detected_and_redecoded_in_float32(data_dir):
         plain = pipe(**call_kwargs()).images[0]
     assert is_black(plain), "the overflow did not happen: the test proves nothing"
 
-    recovered = perf.call_pipeline(pipe, call_kwargs())[0]
+    recovered = pipeline.call_pipeline(pipe, call_kwargs())[0]
     assert not is_black(recovered)
-    assert perf.vae_is_half(pipe), "the VAE was left in float32"
+    assert pipeline.vae_is_half(pipe), "the VAE was left in float32"
 
     vae32 = copy.deepcopy(pipe.vae).float()
     with torch.inference_mode():
@@ -405,19 +406,49 @@ def test_float16_overflow_is_detected_and_redecoded_in_float32(data_dir):
     assert difference.max() <= 1
 
     # remembered: the next decode goes straight to float32
-    assert perf._state(pipe).vae_upcast
-    again = perf.decode_safe(pipe, captured["latents"])[0]
+    assert state_of(pipe).vae_upcast
+    again = pipeline.decode_safe(pipe, captured["latents"])[0]
     assert np.array_equal(np.asarray(again), np.asarray(recovered))
+
+
+def test_the_detail_pass_decodes_through_the_float16_guard(data_dir):
+    """The upscaler's detail pass calls its img2img pipeline through ``call_pipeline`` like
+    every other call: a float16 decode that overflows (here: the latents scaled x100000 at
+    the VAE's first layer, which float32 survives) is redone in float32 instead of turning
+    the tile black, as a direct call of the same pipeline with the same inputs does."""
+    from gempix.engine.detail import DetailJob
+
+    half = load(data_dir, dtype="float16")
+    half.pipe.vae.post_quant_conv.register_forward_pre_hook(lambda module, args: (args[0] * 1e5,))
+    job = DetailJob(half, prompt="a red fox", seed=3, steps=2)
+    rng = np.random.default_rng(0)
+    picture = Image.fromarray(rng.integers(0, 256, (job.tile, job.tile, 3), dtype=np.uint8))
+    img2img = pipeline.img2img_pipeline(half)
+    direct = img2img(
+        prompt="a red fox",
+        image=picture,
+        strength=job.strength,
+        num_inference_steps=job.inference_steps,
+        guidance_scale=0.0,
+        generator=torch.Generator("cpu").manual_seed(job.seed),
+        output_type="np",
+    ).images[0]
+    assert np.isnan(direct).any(), "the overflow did not happen: the test proves nothing"
+
+    refined = job.refine(picture)
+    assert refined.size == picture.size and not is_black(refined)
+    assert state_of(img2img).vae_upcast, "the detail pass's decode was not guarded"
+    assert pipeline.vae_is_half(img2img), "the VAE was left in float32"
 
 
 def test_nan_latents_raise_a_clear_error(data_dir, loaded):
     latents = torch.full((1, 4, 8, 8), float("nan"))
-    with pytest.raises(perf.NumericalError, match="GEMPIX_DTYPE=float32"):
-        perf.decode_safe(loaded.pipe, latents)
+    with pytest.raises(pipeline.NumericalError, match="GEMPIX_DTYPE=float32"):
+        pipeline.decode_safe(loaded.pipe, latents)
 
 
 def test_float32_pipelines_are_called_unchanged(loaded):
-    assert not perf.guards_decode(loaded.pipe)
+    assert not pipeline.guards_decode(loaded.pipe)
     kwargs = dict(
         prompt="a red fox",
         num_inference_steps=2,
@@ -426,7 +457,7 @@ def test_float32_pipelines_are_called_unchanged(loaded):
         height=64,
         generator=torch.Generator("cpu").manual_seed(3),
     )
-    via = np.asarray(perf.call_pipeline(loaded.pipe, kwargs)[0]).astype(int)
+    via = np.asarray(pipeline.call_pipeline(loaded.pipe, kwargs)[0]).astype(int)
     assert np.array_equal(via, pixels(loaded.pipe))
 
 
@@ -436,7 +467,7 @@ def test_float32_pipelines_are_called_unchanged(loaded):
 def test_the_memory_setting_is_applied_when_the_model_loads(data_dir):
     manager = ModelManager(Settings.load({"GEMPIX_MEMORY": "low"}, data_dir=str(data_dir)))
     low = manager.get("tiny")
-    assert low.memory_mode == "low" == perf.current_mode(low.pipe)
+    assert low.memory_mode == "low" == memory.current_mode(low.pipe)
     assert low.pipe.vae.use_tiling and low.pipe.vae.use_slicing
 
 
@@ -444,7 +475,7 @@ def test_a_model_that_does_not_fit_says_needed_free_and_the_mode(data_dir, monke
     """free = available RAM + the weights already loaded: 1 KiB of RAM leaves the tiny model
     (weights x 1.2 > weights + 1 KiB) in 'low' under auto, which still needs its weights plus
     working memory on a CPU, so it is refused with the numbers."""
-    monkeypatch.setattr(perf, "free_device_bytes", lambda device: 1024)
+    monkeypatch.setattr(memory, "free_device_bytes", lambda device: 1024)
     manager = ModelManager(Settings.load({}, data_dir=str(data_dir), model="tiny"))
     with pytest.raises(ModelUnavailableError) as caught:
         manager.get()
@@ -455,9 +486,9 @@ def test_a_model_that_does_not_fit_says_needed_free_and_the_mode(data_dir, monke
 
 def test_an_explicit_mode_that_does_not_fit_suggests_the_one_that_does(loaded):
     pipe = copy.deepcopy(loaded.pipe)
-    needs = perf.MemoryNeeds(high=10 * GIB, balanced=6 * GIB, low=2 * GIB)
+    needs = memory.MemoryNeeds(high=10 * GIB, balanced=6 * GIB, low=2 * GIB)
     with pytest.raises(ModelUnavailableError, match="Use --memory balanced"):
-        perf.apply_mode(pipe, "high", "cuda", free_bytes=7 * GIB, needs=needs)
+        memory.apply_mode(pipe, "high", "cuda", free_bytes=7 * GIB, needs=needs)
 
 
 def test_warm_up_generates_once_at_the_native_size(data_dir):
@@ -468,7 +499,7 @@ def test_warm_up_generates_once_at_the_native_size(data_dir):
     assert manager.warm_up() > 0
     assert len(calls) == 1  # one 1-step image: a compiled graph depends on the shape only
     width, height = loaded.preset.native
-    assert perf.shape_key(width, height) in perf._state(loaded.pipe).shapes
+    assert fastpaths.shape_key(width, height) in state_of(loaded.pipe).shapes
 
 
 def test_threads_setting_reaches_torch_on_a_cpu(data_dir):

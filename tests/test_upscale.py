@@ -18,7 +18,7 @@ from PIL import Image
 from gempix.engine import esrgan
 from gempix.engine.request import GenerationRequest
 from gempix.engine.tiling import axis_tiles, choose_tile, ramp
-from gempix.engine.upscale import UPSCALE_INFO, Upscaler, upscale, upscale_target
+from gempix.engine.upscale import UPSCALE_INFO, Upscaler, default_upscaler, upscale_target
 from gempix.errors import ModelUnavailableError, NotFoundError, ValidationError
 from gempix.export import export_image
 from gempix.metadata import AI_SOURCE_TYPE, save_png
@@ -105,7 +105,7 @@ def test_auto_picks_esrgan_when_its_weights_are_here_else_lanczos(tiny_esrgan, t
     assert Upscaler(use_default=False).resolve("auto") == "lanczos"
     # The default weights are not in this test's empty Hub cache.
     assert Upscaler().resolve("auto") == "lanczos"
-    result = upscale(picture(64, 64), (256, 256), "auto")
+    result = default_upscaler().upscale(picture(64, 64), (256, 256), "auto")
     assert result.size == (256, 256)
     assert result.info[UPSCALE_INFO]["backend"] == "lanczos"
 
@@ -162,7 +162,9 @@ def test_progress_is_reported_once_per_tile(tiny_esrgan):
 
 def test_lanczos_reports_one_step(tiny_esrgan):
     calls = []
-    upscale(picture(64, 64), (128, 128), "lanczos", lambda *call: calls.append(call))
+    default_upscaler().upscale(
+        picture(64, 64), (128, 128), "lanczos", lambda *call: calls.append(call)
+    )
     assert calls == [(1, 1, "upscale")]
 
 
@@ -255,7 +257,7 @@ BAD_UPSCALES = [
 def test_bad_upscale_arguments_are_refused_clearly(fields, message):
     arguments = {"target": (128, 128), "backend": "lanczos", **fields}
     with pytest.raises(ValidationError) as caught:
-        upscale(picture(64, 64), arguments["target"], arguments["backend"])
+        default_upscaler().upscale(picture(64, 64), arguments["target"], arguments["backend"])
     assert message in caught.value.message
 
 

@@ -27,6 +27,7 @@ from gempix.engine import generate, zerogpu
 from gempix.engine.models import LoadedModel
 from gempix.engine.presets import PRESETS
 from gempix.engine.request import GenerationRequest, plan
+from gempix.engine.runtime import ZEROGPU_ENV
 from gempix.engine.upscale import Upscaler
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,10 +75,10 @@ def spaces(monkeypatch):
     """A ZeroGPU Space: the variable set and ``zerogpu`` imported afresh, as at start-up."""
     fake = FakeSpaces()
     monkeypatch.setitem(sys.modules, "spaces", fake)
-    monkeypatch.setenv(zerogpu.ENV, "1")
+    monkeypatch.setenv(ZEROGPU_ENV, "1")
     importlib.reload(zerogpu)
     yield fake
-    monkeypatch.delenv(zerogpu.ENV)
+    monkeypatch.delenv(ZEROGPU_ENV)
     monkeypatch.delitem(sys.modules, "spaces")
     importlib.reload(zerogpu)
 
@@ -94,7 +95,7 @@ def plan_for(name: str = "sdxl", **fields):
 
 
 def test_without_the_variable_the_plain_function_runs_and_spaces_is_not_imported(monkeypatch):
-    monkeypatch.delenv(zerogpu.ENV, raising=False)
+    monkeypatch.delenv(ZEROGPU_ENV, raising=False)
     monkeypatch.delitem(sys.modules, "spaces", raising=False)
     importlib.reload(zerogpu)
     assert zerogpu._decorated is None
@@ -115,13 +116,13 @@ def test_without_the_variable_the_plain_function_runs_and_spaces_is_not_imported
 
 @pytest.mark.parametrize("value", ["", "0", "false", "False", "no", "off"])
 def test_falsy_values_do_not_enable_it(value):
-    assert not zerogpu.enabled({zerogpu.ENV: value})
+    assert not zerogpu.enabled({ZEROGPU_ENV: value})
     assert not zerogpu.enabled({})
 
 
 @pytest.mark.parametrize("value", ["1", "true", "True", "yes"])
 def test_set_values_enable_it(value):
-    assert zerogpu.enabled({zerogpu.ENV: value})
+    assert zerogpu.enabled({ZEROGPU_ENV: value})
 
 
 def test_importing_the_app_never_imports_spaces_off_zerogpu(tmp_path):
@@ -130,7 +131,7 @@ def test_importing_the_app_never_imports_spaces_off_zerogpu(tmp_path):
     trap.mkdir()
     (trap / "__init__.py").write_text("raise ImportError('spaces was imported')\n")
     script = "import gempix.service, gempix.ui, sys; assert 'spaces' not in sys.modules"
-    env = {k: v for k, v in os.environ.items() if k != zerogpu.ENV}
+    env = {k: v for k, v in os.environ.items() if k != ZEROGPU_ENV}
     env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{ROOT}"
     done = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=240

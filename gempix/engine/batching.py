@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 from .generate import Progress, announce_compile, run, step_callback, upscale_all
 from .models import LoadedModel
-from .performance import call_pipeline
+from .pipeline import call_pipeline
 from .request import Plan
 from .upscale import Upscaler
 

@@ -3,9 +3,11 @@
 After a plain upscale the picture has the right size but soft detail. Re-noising it a little
 and denoising with the same model and prompt, one model-sized tile at a time, adds detail the
 model can draw at its native resolution, the way established tiled upscalers refine. It uses
-the pipeline that is already loaded (``AutoPipelineForImage2Image.from_pipe`` shares its
-modules, so no second copy of the weights) and takes the model's lock per tile, so generations
-of other users interleave with a long pass instead of waiting for all of it.
+the loaded model's image-to-image view (``pipeline.img2img_pipeline``: no second copy of the
+weights), calls it through ``pipeline.call_pipeline`` like every call, and takes the model's
+lock per tile, so generations of other users interleave with a long pass instead of waiting
+for all of it. A ``DetailJob`` is the upscaler's refiner (``upscale.Refiner``): the service
+hands it to the upscaler, which needs no model of its own.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from PIL import Image
 
 from .adapters import pipeline_kwargs
 from .models import LoadedModel
-from .tiling import Progress, tile_count, tiled_apply
+from .pipeline import call_pipeline, img2img_pipeline
+from .tiling import Progress, tile_count, tiled_apply, to_uint8
 
 DEFAULT_STRENGTH = 0.3
 MIN_TILE = 256  # below this a tile holds too little context for any model
@@ -79,64 +82,55 @@ class DetailJob:
             "tiles": self.tiles(size),
         }
 
+    def refine(
+        self,
+        image: Image.Image,
+        progress: Progress | None = None,
+        done_before: int = 0,
+        total: int | None = None,
+    ) -> Image.Image:
+        """Run the detail pass over ``image`` (same size out), reporting progress per tile."""
+        import torch
 
-def img2img_pipeline(loaded: LoadedModel):
-    """The image-to-image view of the loaded pipeline, built once and kept on ``loaded``."""
-    if loaded.img2img is None:
-        from diffusers import AutoPipelineForImage2Image
+        if not 0 < self.strength <= 1:
+            raise ValueError(f"detail strength must be in (0, 1], got {self.strength}")
+        loaded = self.loaded
+        pipe = img2img_pipeline(loaded)
+        multiple = loaded.preset.size_multiple
+        counter = iter(range(1 << 30))
 
-        loaded.img2img = AutoPipelineForImage2Image.from_pipe(loaded.pipe)
-        loaded.img2img.set_progress_bar_config(disable=True)
-    return loaded.img2img
-
-
-def refine(
-    image: Image.Image,
-    job: DetailJob,
-    progress: Progress | None = None,
-    done_before: int = 0,
-    total: int | None = None,
-) -> Image.Image:
-    """Run the detail pass over ``image`` (same size out), reporting progress per tile."""
-    import torch
-
-    if not 0 < job.strength <= 1:
-        raise ValueError(f"detail strength must be in (0, 1], got {job.strength}")
-    pipe = img2img_pipeline(job.loaded)
-    multiple = job.loaded.preset.size_multiple
-    counter = iter(range(1 << 30))
-
-    def denoise(tile: np.ndarray) -> np.ndarray:
-        height, width, _ = tile.shape
-        pad_h, pad_w = -height % multiple, -width % multiple
-        if pad_h or pad_w:
-            tile = np.pad(tile, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
-        picture = Image.fromarray(np.clip(np.rint(tile * 255), 0, 255).astype(np.uint8))
-        generator = torch.Generator("cpu").manual_seed(job.seed + next(counter))
-        with job.loaded.lock, torch.inference_mode():
-            result = pipe(
-                **pipeline_kwargs(job.loaded, None, job.guidance),  # adapters loaded: off
-                prompt=job.prompt,
-                negative_prompt=job.negative_prompt or None,
+        def denoise(tile: np.ndarray) -> np.ndarray:
+            height, width, _ = tile.shape
+            pad_h, pad_w = -height % multiple, -width % multiple
+            if pad_h or pad_w:
+                tile = np.pad(tile, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+            picture = Image.fromarray(to_uint8(tile))
+            generator = torch.Generator("cpu").manual_seed(self.seed + next(counter))
+            kwargs = dict(
+                prompt=self.prompt,
+                negative_prompt=self.negative_prompt or None,
                 image=picture,
-                strength=job.strength,
-                num_inference_steps=job.inference_steps,
-                guidance_scale=job.guidance,
+                strength=self.strength,
+                num_inference_steps=self.inference_steps,
+                guidance_scale=self.guidance,
                 generator=generator,
                 output_type="np",
-            ).images[0]
-        return np.asarray(result, dtype=np.float32)[:height, :width]
+            )
+            with loaded.lock, torch.inference_mode():
+                kwargs.update(pipeline_kwargs(loaded, None, self.guidance))  # adapters: off
+                result = call_pipeline(pipe, kwargs)[0]
+            return np.asarray(result, dtype=np.float32)[:height, :width]
 
-    pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    out = tiled_apply(
-        pixels,
-        denoise,
-        scale=1,
-        tile=job.tile,
-        overlap=job.overlap,
-        progress=progress,
-        done_before=done_before,
-        total=total,
-        multiple=multiple,
-    )
-    return Image.fromarray(out)
+        pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+        out = tiled_apply(
+            pixels,
+            denoise,
+            scale=1,
+            tile=self.tile,
+            overlap=self.overlap,
+            progress=progress,
+            done_before=done_before,
+            total=total,
+            multiple=multiple,
+        )
+        return Image.fromarray(out)

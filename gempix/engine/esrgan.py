@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelUnavailableError, ValidationError
+from .hub import cached_file, hub_reachable
 
 if TYPE_CHECKING:
     from .srnets import SuperResolution
 
 DEFAULT_REPO = "Comfy-Org/Real-ESRGAN_repackaged"
 DEFAULT_FILE = "RealESRGAN_x4plus.safetensors"
-DEFAULT_LICENSE = "BSD-3-Clause (Real-ESRGAN, Xintao Wang et al.)"
 # Where the tiny model keeps its upscaler, relative to the tiny model's folder.
 TINY_ESRGAN_FILE = Path("upscaler") / "esrgan-x4.safetensors"
 TINY_FEATURES = 8
@@ -109,10 +109,7 @@ def build_full_esrgan(path: Path, seed: int = 0) -> Path:
 
 def cached_default() -> Path | None:
     """The default Real-ESRGAN weights when they are in the local Hub cache, else None."""
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(DEFAULT_REPO, DEFAULT_FILE)
-    return Path(found) if isinstance(found, str) else None
+    return cached_file(DEFAULT_REPO, DEFAULT_FILE)
 
 
 def download_hint() -> str:
@@ -124,8 +121,6 @@ def download_hint() -> str:
 
 def download_default(hub_timeout: float = 10) -> Path:
     """Fetch the default weights into the Hub cache (a no-op when cached); fail fast offline."""
-    from .models import hub_reachable
-
     cached = cached_default()
     if cached is not None:
         return cached

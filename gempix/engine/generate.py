@@ -1,8 +1,9 @@
-"""Plan in, PIL images out: the only place a diffusion pipeline is called.
+"""Plan in, PIL images out: text-to-image or image-to-image, then upscaling to the target.
 
 Each image of a batch gets its own CPU generator seeded ``seed + i``, so any image can be
 regenerated alone from the seed it carries, on any device. The pipeline is shared by every
-thread of the process; calls take the model's lock, since schedulers keep per-call state.
+thread of the process; calls take the model's lock, since schedulers keep per-call state, and
+go through ``pipeline.call_pipeline`` like every other pipeline call.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from collections.abc import Callable
 from ..errors import GemPixError
 from .adapters import Conditioning, pipeline_kwargs
 from .detail import DetailJob
+from .fastpaths import compile_notice
 from .models import LoadedModel
-from .performance import call_pipeline, compile_notice
+from .pipeline import call_pipeline, img2img_pipeline
 from .previews import OnPreview, chain, decoder_for, preview_callback
 from .request import Plan
-from .upscale import Upscaler, upscale
+from .upscale import Upscaler, default_upscaler
 
 log = logging.getLogger("gempix.generate")
 
@@ -77,18 +79,6 @@ def prompt_warnings(loaded: LoadedModel, plan: Plan) -> list[str]:
     return warnings
 
 
-def _pipeline_for(loaded: LoadedModel, plan: Plan):
-    if plan.init_image is None:
-        return loaded.pipe
-    if loaded.img2img is None:
-        from diffusers import AutoPipelineForImage2Image
-
-        # from_pipe shares the already-loaded modules: no second copy of the weights.
-        loaded.img2img = AutoPipelineForImage2Image.from_pipe(loaded.pipe)
-        loaded.img2img.set_progress_bar_config(disable=True)
-    return loaded.img2img
-
-
 def run(
     loaded: LoadedModel,
     plan: Plan,
@@ -103,12 +93,12 @@ def run(
     them first with ``ensure_adapters``). ``on_preview(step, total, image)`` gets a small
     PIL preview after every denoising step (``previews``). An upscaled image carries what was
     done in ``image.info[UPSCALE_INFO]``. A float16 VAE that overflows into a black image is
-    decoded again in float32 (``performance.call_pipeline``).
+    decoded again in float32 (``pipeline.call_pipeline``).
     """
     import torch
 
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in plan.seeds]
-    pipe = _pipeline_for(loaded, plan)
+    pipe = loaded.pipe if plan.init_image is None else img2img_pipeline(loaded)
     kwargs = dict(
         prompt=plan.prompt,
         negative_prompt=plan.negative_prompt or None,
@@ -139,14 +129,8 @@ def upscale_all(
     """The plan's images at ``plan.target`` (unchanged when the model drew them at that size)."""
     if not plan.upscaled:
         return images
+    upscale = (upscaler or default_upscaler()).upscale
     return [
-        upscale(
-            image,
-            plan.target,
-            plan.upscaler,
-            progress,
-            upscaler=upscaler,
-            detail=DetailJob.from_plan(loaded, plan, index),
-        )
-        for index, image in enumerate(images)
+        upscale(image, plan.target, plan.upscaler, progress, DetailJob.from_plan(loaded, plan, i))
+        for i, image in enumerate(images)
     ]

@@ -1,6 +1,6 @@
-"""Loading models: device and dtype, the offline rules, and the one shared pipeline per process.
+"""Loading models: which one, the offline rules, and the one shared pipeline per process.
 
-Offline rules (DESIGN.md, "Models"): a model already in the local cache loads without the
+Offline rules (README.md, "Models"): a model already in the local cache loads without the
 network; otherwise the Hub is asked, with a short timeout. When it cannot be reached, ``auto``
 falls back to ``tiny`` and says so loudly; a model the user named fails at once with a
 one-line message telling them how to download it. Never a hang, never a traceback.
@@ -15,76 +15,20 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelUnavailableError, SettingsError
+from ..errors import ModelUnavailableError
 from ..settings import Settings
-from . import performance
+from .fastpaths import fast_paths, warmup
+from .hub import download_hint, hub_reachable, is_downloaded
+from .memory import apply_mode
 from .presets import AUTO_CPU, AUTO_GPU, PRESETS, ModelPreset, preset_for
+from .runtime import configure_threads, on_zerogpu, resolve_device, resolve_dtype
 from .tiny import ensure_tiny
 
 log = logging.getLogger("gempix.models")
 
 
-def resolve_device(requested: str) -> str:
-    import torch
-
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    available = {
-        "cpu": True,
-        "cuda": torch.cuda.is_available(),
-        "mps": torch.backends.mps.is_available(),
-    }
-    if not available[requested]:
-        raise SettingsError(
-            f"GEMPIX_DEVICE={requested} but no {requested} device is available here; "
-            "use auto or cpu."
-        )
-    return requested
-
-
-def resolve_dtype(requested: str, device: str, preset: ModelPreset):
-    import torch
-
-    if requested == "auto":
-        if device == "cpu" or preset.is_tiny:
-            return torch.float32
-        return torch.bfloat16 if preset.family == "flux" else torch.float16
-    return getattr(torch, requested)
-
-
 def auto_model(device: str) -> str:
     return AUTO_GPU if device == "cuda" else AUTO_CPU
-
-
-def hub_reachable(timeout: float) -> bool:
-    """True when the Hub answers within ``timeout`` seconds (any HTTP status counts)."""
-    import httpx
-    from huggingface_hub import constants
-
-    if constants.is_offline_mode():
-        return False
-    try:
-        httpx.head(constants.ENDPOINT, timeout=timeout)
-    except httpx.HTTPError:
-        return False
-    return True
-
-
-def is_downloaded(repo_id: str) -> bool:
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        return isinstance(try_to_load_from_cache(repo_id, "model_index.json"), str)
-    except ValueError:  # not a valid repo id
-        return False
-
-
-def download_hint(model: str) -> str:
-    return f"Download it once while online with: gempix download {model}"
 
 
 @dataclasses.dataclass
@@ -98,7 +42,7 @@ class LoadedModel:
     notice: str = ""  # e.g. the offline fallback banner; empty when all is as asked
     img2img: Any = None  # built on first use from the same modules (no second copy)
     adapters: Any = None  # adapters.AdapterSet once an IP-Adapter is loaded (then kept)
-    memory_mode: str = "high"  # the concrete mode applied (performance.apply_mode)
+    memory_mode: str = "high"  # the concrete mode applied (memory.apply_mode)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     @property
@@ -180,18 +124,16 @@ def prepare(loaded: LoadedModel, settings: Settings) -> None:
     the mode that would fit. Compiling is lazy (first call per image size): ``gempix serve
     --warmup`` pays it at start-up, otherwise the request that pays it is told so.
     """
-    from .zerogpu import enabled as on_zerogpu  # (zerogpu imports this module)
-
     if on_zerogpu():  # ZeroGPU moves the weights to its GPU per call: no offload hooks there
         loaded.pipe.to(loaded.device)
         return
     if loaded.device == "cpu":
-        performance.configure_threads(settings.threads)
-    loaded.memory_mode = performance.apply_mode(
+        configure_threads(settings.threads)
+    loaded.memory_mode = apply_mode(
         loaded.pipe, settings.memory, loaded.device, name=f"Model {loaded.name!r}"
     )
     compile = False if settings.compile == "off" else settings.compile
-    report = performance.fast_paths(loaded.pipe, loaded.device, compile=compile)
+    report = fast_paths(loaded.pipe, loaded.device, compile=compile)
     log.info(
         "%s on %s: memory mode %s; fast paths: %s; skipped: %s",
         loaded.name,
@@ -242,7 +184,7 @@ class ModelManager:
         """Load the model and generate once at its native size, at start-up, so no user's first
         request pays for lazy initialisation or (with GEMPIX_COMPILE) the compile; returns the
         seconds it took. Other sizes compile on first use, announced to that request."""
-        timings = performance.warmup(self.get())
+        timings = warmup(self.get())
         return sum(seconds for _, seconds in timings)
 
     def _release(self) -> None:

@@ -19,8 +19,7 @@ class AdapterFiles:
     style: str
     plus: str
     plus_face: str
-    encoder_repo: str
-    encoder_subfolder: str
+    encoder_subfolder: str  # in the same repo: load_ip_adapter reads it from there
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,22 +42,12 @@ class ModelPreset:
         return self.name == "tiny"
 
 
-SD15_ADAPTERS = AdapterFiles(
-    repo="h94/IP-Adapter",
-    subfolder="models",
-    style="ip-adapter_sd15.safetensors",
-    plus="ip-adapter-plus_sd15.safetensors",
-    plus_face="ip-adapter-plus-face_sd15.safetensors",
-    encoder_repo="h94/IP-Adapter",
-    encoder_subfolder="models/image_encoder",
-)
 SDXL_ADAPTERS = AdapterFiles(
     repo="h94/IP-Adapter",
     subfolder="sdxl_models",
     style="ip-adapter_sdxl_vit-h.safetensors",
     plus="ip-adapter-plus_sdxl_vit-h.safetensors",
     plus_face="ip-adapter-plus-face_sdxl_vit-h.safetensors",
-    encoder_repo="h94/IP-Adapter",
     encoder_subfolder="models/image_encoder",
 )
 STABILITY_COMMUNITY = (
@@ -141,7 +130,6 @@ PRESETS: dict[str, ModelPreset] = {
 
 AUTO_GPU = "sdxl-turbo"
 AUTO_CPU = "sd-turbo"
-MODEL_NAMES = ("auto", *PRESETS)
 
 
 def preset_for(model: str) -> ModelPreset:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GemPixError, ModelUnavailableError, ValidationError
+from .hub import hub_reachable
 
 log = logging.getLogger("gempix.previews")
 
@@ -82,8 +83,6 @@ def latent_family(loaded) -> str:
 def load_taesd(repo: str, dtype, device: str, hub_timeout: int = 10):
     """``AutoencoderTiny`` from the local cache, else from the Hub; fails fast offline."""
     from diffusers import AutoencoderTiny
-
-    from .models import hub_reachable
 
     try:
         return AutoencoderTiny.from_pretrained(repo, dtype=dtype, local_files_only=True).to(device)

@@ -7,8 +7,8 @@ the overlap is cross-faded linearly, so there is no visible seam. Rows of tiles 
 into a rolling band and written out as soon as no later tile can touch them: beyond the model
 itself, memory holds one band of float accumulators plus the 8-bit output.
 
-The tile size adapts to the memory available (``torch.cuda.mem_get_info`` on a GPU, psutil on
-a CPU) through a per-model estimate of bytes per input pixel.
+The tile size adapts to the memory available (``runtime.free_device_bytes``: CUDA's free
+memory, MPS's budget, or free RAM) through a per-model estimate of bytes per input pixel.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+
+from .runtime import free_device_bytes
 
 # progress(done, total, stage), the same callback generation uses
 Progress = Callable[[int, int, str], None]
@@ -153,21 +155,9 @@ def to_uint8(values: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(values * 255.0), 0, 255).astype(np.uint8)
 
 
-def available_memory(device: str) -> int:
-    """Bytes free for activations right now on ``device``."""
-    if device.startswith("cuda"):
-        import torch
-
-        free, _total = torch.cuda.mem_get_info(torch.device(device))
-        return int(free)
-    import psutil
-
-    return int(psutil.virtual_memory().available)
-
-
 def memory_budget(device: str) -> int:
     """How many bytes one tile's activations may use on ``device``."""
-    free = available_memory(device)
+    free = free_device_bytes(device)
     if device.startswith("cuda"):
         return int(free * GPU_BUDGET_FRACTION)
     return int(min(free * CPU_BUDGET_FRACTION, CPU_BUDGET_CAP))

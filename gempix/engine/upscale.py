@@ -5,8 +5,9 @@ Backends:
 - ``esrgan``: a Real-ESRGAN-family model (``srnets``; default Real-ESRGAN x4plus from
   the Hub cache, a local file, or the tiny model's own), run tile by tile with overlap and
   feathered seams; its x4 (or x2...) output is then brought to the exact target with Lanczos.
-- ``detail``: the best of the two above, then a diffusion detail pass (tiled img2img at low
-  strength with the loaded pipeline, see ``detail.py``).
+- ``detail``: the best of the two above, then a refiner: the diffusion detail pass (tiled
+  img2img at low strength with the loaded pipeline, ``detail.DetailJob``), handed in by the
+  caller, so upscaling itself needs no diffusion model.
 - ``auto``: ``esrgan`` when its weights are on this machine, else ``lanczos``. ``auto`` never
   downloads; an explicit ``esrgan`` downloads the default weights once when the Hub answers
   and fails at once with a clear message when it does not.
@@ -21,14 +22,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
 
 from ..errors import ModelUnavailableError, ValidationError
 from . import esrgan
-from .sizes import MAX_OUTPUT_SIDE
+from .sizes import MAX_OUTPUT_SIDE, MIN_SIDE, RESOLUTIONS, parse_resolution
 from .tiling import axis_tiles, choose_tile, memory_budget, tile_count, tiled_apply
 
 BACKENDS = ("lanczos", "esrgan", "detail")
@@ -39,6 +40,18 @@ DEFAULT_OVERLAP = 32  # input pixels shared by neighbouring tiles (a quarter dro
 Progress = Callable[[int, int, str], None]
 
 
+class Refiner(Protocol):
+    """The second pass of the ``detail`` backend, run over the upscaled image (``DetailJob``)."""
+
+    def tiles(self, size: tuple[int, int]) -> int: ...  # its progress steps at ``size``
+
+    def params(self, size: tuple[int, int]) -> dict[str, Any]: ...  # what it did, for metadata
+
+    def refine(
+        self, image: Image.Image, progress: Progress | None, done_before: int, total: int
+    ) -> Image.Image: ...
+
+
 def check_backend(backend: Any) -> str:
     if not isinstance(backend, str) or backend.strip().lower() not in CHOICES:
         raise ValidationError(
@@ -47,19 +60,22 @@ def check_backend(backend: Any) -> str:
     return backend.strip().lower()
 
 
+def _check_side(field: str, side: Any, low: int) -> int:
+    if isinstance(side, bool) or not isinstance(side, int):
+        raise ValidationError(f"{field}: expected a whole number, got {side!r}.")
+    if not low <= side <= MAX_OUTPUT_SIDE:
+        raise ValidationError(
+            f"{field}: {side} is out of range; allowed {low} to {MAX_OUTPUT_SIDE}."
+        )
+    return side
+
+
 def check_target(target: Any) -> tuple[int, int]:
     try:
         width, height = target
     except (TypeError, ValueError):
         raise ValidationError(f"target size: expected (width, height), got {target!r}.") from None
-    for name, side in (("width", width), ("height", height)):
-        if isinstance(side, bool) or not isinstance(side, int):
-            raise ValidationError(f"target {name}: expected a whole number, got {side!r}.")
-        if not 1 <= side <= MAX_OUTPUT_SIDE:
-            raise ValidationError(
-                f"target {name}: {side} is out of range; allowed 1 to {MAX_OUTPUT_SIDE}."
-            )
-    return width, height
+    return _check_side("target width", width, 1), _check_side("target height", height, 1)
 
 
 def upscale_target(
@@ -73,19 +89,10 @@ def upscale_target(
     Either an exact ``width`` and ``height`` (64 to 4096 each), or a ``resolution`` preset
     (2k, 4k) whose long side is applied to the image's own aspect ratio.
     """
-    from .sizes import MIN_SIDE, RESOLUTIONS, parse_resolution
-
     if width is not None or height is not None:
         if width is None or height is None:
             raise ValidationError("size: give both width and height.")
-        for name, side in (("width", width), ("height", height)):
-            if isinstance(side, bool) or not isinstance(side, int):
-                raise ValidationError(f"{name}: expected a whole number, got {side!r}.")
-            if not MIN_SIDE <= side <= MAX_OUTPUT_SIDE:
-                raise ValidationError(
-                    f"{name}: {side} is out of range; allowed {MIN_SIDE} to {MAX_OUTPUT_SIDE}."
-                )
-        return width, height
+        return _check_side("width", width, MIN_SIDE), _check_side("height", height, MIN_SIDE)
     long_side = RESOLUTIONS[parse_resolution(resolution or "")]
     if long_side is None:
         raise ValidationError("resolution: upscaling needs 2k or 4k, or a width and height.")
@@ -103,15 +110,9 @@ def bytes_per_pixel(network) -> float:
     4 KB) errs high. The compact network holds a few feature maps at input size and its
     output at ``scale`` squared, and gets the same generous formula.
     """
-    elem = 2 if network.dtype in _half_dtypes() else 4
+    elem = network.dtype.itemsize
     dense = network.features + 4 * esrgan.GROWTH_CHANNELS
     return elem * (3.5 * network.features * network.scale**2 + 4 * dense)
-
-
-def _half_dtypes():
-    import torch
-
-    return (torch.float16, torch.bfloat16)
 
 
 class Upscaler:
@@ -202,16 +203,16 @@ class Upscaler:
         target: tuple[int, int],
         backend: str = "auto",
         progress: Progress | None = None,
-        detail: Any = None,
+        refiner: Refiner | None = None,
     ) -> Image.Image:
         """``image`` at exactly ``target``; ``result.info[UPSCALE_INFO]`` says how it was made.
 
-        ``detail`` is a ``detail.DetailJob``, required by the ``detail`` backend.
+        ``refiner`` (a ``detail.DetailJob``) is required by the ``detail`` backend.
         """
         target = check_target(target)
         requested = check_backend(backend)
         chosen = self.resolve(requested)
-        if chosen == "detail" and detail is None:
+        if chosen == "detail" and refiner is None:
             raise ValidationError(
                 "upscaler: detail needs the model that made the image; use it when generating."
             )
@@ -234,7 +235,7 @@ class Upscaler:
             if network is not None:
                 tile = self.tile_for(network)
                 model_tiles = tile_count(image.height, image.width, tile, self.overlap)
-            detail_tiles = detail.tiles(target) if chosen == "detail" else 0
+            detail_tiles = refiner.tiles(target) if chosen == "detail" else 0
             total = max(model_tiles, 1) + detail_tiles
             if network is not None:
                 source = image.size
@@ -259,11 +260,8 @@ class Upscaler:
             if network is None and progress is not None:
                 progress(1, total, "upscale")
             if chosen == "detail":
-                from .detail import refine
-
-                before = total - detail_tiles
-                image = refine(image, detail, progress, done_before=before, total=total)
-                info["detail"] = detail.params(target)
+                image = refiner.refine(image, progress, total - detail_tiles, total)
+                info["detail"] = refiner.params(target)
         info["seconds"] = round(time.perf_counter() - started, 3)
         image.info[UPSCALE_INFO] = info
         return image
@@ -296,9 +294,8 @@ def upscaler_for(settings: Any, loaded: Any) -> Upscaler:
     half = device != "cpu"
     if loaded.preset.is_tiny:
         weights = Path(settings.models_dir) / "tiny" / esrgan.TINY_ESRGAN_FILE
-        if not weights.is_file():  # a tiny model built before it had an upscaler
-            return Upscaler(use_default=False, device=device)
-        return Upscaler(weights, use_default=False, device=device)
+        # None: a tiny model built before it had an upscaler
+        return Upscaler(weights if weights.is_file() else None, use_default=False, device=device)
     configured = getattr(settings, "esrgan_weights", "") or None
     return Upscaler(configured, hub_timeout=settings.hub_timeout, device=device, half=half)
 
@@ -312,21 +309,3 @@ def default_upscaler() -> Upscaler:
     if _DEFAULT is None:
         _DEFAULT = Upscaler(allow_download=False)
     return _DEFAULT
-
-
-def upscale(
-    image: Image.Image,
-    target: tuple[int, int],
-    backend: str = "auto",
-    progress: Progress | None = None,
-    *,
-    upscaler: Upscaler | None = None,
-    detail: Any = None,
-) -> Image.Image:
-    """``image`` at exactly ``target`` with ``backend``; see ``Upscaler.upscale``."""
-    return (upscaler or default_upscaler()).upscale(image, target, backend, progress, detail)
-
-
-def resolved_backend(backend: str, upscaler: Upscaler | None = None) -> str:
-    """The backend ``backend`` resolves to with ``upscaler`` (default: no model of its own)."""
-    return (upscaler or default_upscaler()).resolve(backend)

@@ -29,7 +29,6 @@ import dataclasses
 import itertools
 import logging
 import math
-import os
 import threading
 from typing import Any
 
@@ -41,11 +40,10 @@ from .detail import DetailJob
 from .generate import Progress
 from .models import LoadedModel
 from .request import Plan
+from .runtime import on_zerogpu as enabled  # the front doors ask zerogpu.enabled()
 from .upscale import Upscaler
 
 log = logging.getLogger(__name__)
-
-ENV = "SPACES_ZERO_GPU"
 
 # The duration asked for, in seconds. ZeroGPU's default is 60; a shorter request gets a better
 # place in the queue, but a cold worker start alone can take several seconds, so never less than
@@ -66,12 +64,6 @@ OTHER_STEP_S_PER_MEGAPIXEL = 0.3
 ESRGAN_S_PER_MEGAPIXEL = 1.5  # per output megapixel (Real-ESRGAN x4plus, tiled)
 LANCZOS_S_PER_MEGAPIXEL = 0.1  # per output megapixel, on the CPU inside the call
 ADAPTER_FACTOR = 1.25  # IP-Adapter (style reference, character): extra attention per step
-
-
-def enabled(environ: Any = None) -> bool:
-    """True on a ZeroGPU Space: ``SPACES_ZERO_GPU`` set to anything but empty/0/false/no/off."""
-    value = (os.environ if environ is None else environ).get(ENV, "")
-    return value.strip().lower() not in ("", "0", "false", "no", "off")
 
 
 # -- the estimate -------------------------------------------------------------------------------
