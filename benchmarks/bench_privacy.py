@@ -15,7 +15,7 @@ memory (``VmHWM``) is its own:
 - ``export-small`` and ``export-large``: the ZIP of each; the two peaks side by side show
   whether memory grows with the number of images (it should not: rows are read in pages and
   files copied in chunks);
-- ``rewrite``: ``Store.rewrite_database`` alone, for context (erasure includes one);
+- ``scrub``: ``Store.scrub_deleted`` alone, for context (erasure includes one);
 - ``erase-large``: the full verified erasure of the large user.
 """
 
@@ -130,7 +130,7 @@ def build(data: Path, others: int, images: int, pixels: int = 64) -> dict:
             users[name] = {"key": key, "user_id": user_id, "images": count}
         built_s = time.perf_counter() - started
         counts = store.table_counts()
-    size = (data / "gempix.duckdb").stat().st_size
+    size = (data / "gempix.sqlite3").stat().st_size
     return {"users": users, "rows": counts["generations"], "build_s": built_s, "db_bytes": size}
 
 
@@ -147,8 +147,8 @@ def child(action: str, data: str, user_id: str, out: str) -> None:
         if action.startswith("export"):
             exported = export(studio, user_id, Path(out))
             result = {"zip_bytes": exported.bytes, "files": exported.files}
-        elif action == "rewrite":
-            studio.store.rewrite_database()
+        elif action == "scrub":
+            studio.store.scrub_deleted()
         elif action.startswith("erase"):
             report = erase(studio, user_id)
             result = {"rows": report.total_rows, "files": report.files, "verified": report.verified}
@@ -190,14 +190,14 @@ def main() -> None:
             measure("baseline", data, large["user_id"], work / "none"),
             measure("export-small", data, small["user_id"], work / "small.zip"),
             measure("export-large", data, large["user_id"], work / "large.zip"),
-            measure("rewrite", data, large["user_id"], work / "none"),
+            measure("scrub", data, large["user_id"], work / "none"),
             measure("erase-large", data, large["user_id"], work / "none"),
         ]
         floor = runs[0]["peak_mib"]
         print(f"{'run':<14}{'images':>8}{'seconds':>10}{'peak MiB':>10}{'over base':>11}  notes")
         for run in runs:
             images = {"export-small": small["images"]}.get(run["action"], large["images"])
-            images = images if run["action"] != "baseline" and run["action"] != "rewrite" else ""
+            images = images if run["action"] not in ("baseline", "scrub") else ""
             notes = ""
             if "zip_bytes" in run:
                 notes = f"ZIP {run['zip_bytes'] / 2**20:.1f} MiB, {run['files']} files"

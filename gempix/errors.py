@@ -51,12 +51,6 @@ class ModelUnavailableError(GemPixError):
     status = 503
 
 
-class StoreLockedError(GemPixError):
-    """Another process holds the DuckDB file of this data directory."""
-
-    status = 409
-
-
 class UserLockedError(GemPixError):
     """The user is being erased: nothing new may be recorded for them."""
 

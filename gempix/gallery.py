@@ -108,7 +108,7 @@ class Images:
         return erasure.delete_images(self.studio, user_id, [i.strip() for i in ids])
 
     def delete_all(self, user_id: str) -> int:
-        """Delete every image of the user in one batch (one database rewrite); how many."""
+        """Delete every image of the user in one batch (one database scrub); how many."""
         ids: list[str] = []
         while True:  # bounded by the user's own rows, 1000 per read
             rows = self.rows(user_id, limit=1000, offset=len(ids))

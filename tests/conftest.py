@@ -19,12 +19,15 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
 
 def pytest_report_header(config):
+    import sqlite3
+
     import diffusers
     import duckdb
     import torch
 
     return (
-        f"torch {torch.__version__}, diffusers {diffusers.__version__}, duckdb {duckdb.__version__}"
+        f"torch {torch.__version__}, diffusers {diffusers.__version__}, "
+        f"SQLite {sqlite3.sqlite_version}, duckdb {duckdb.__version__}"
     )
 
 

@@ -1,7 +1,7 @@
 """Characters and style references through the service: what every front door gets.
 
 The engine's own behaviour (scales, shapes, the adapters' file layout) is in test_adapters.py;
-here: saved characters and their cached embeddings in DuckDB, the consistency score stored and
+here: saved characters and their cached embeddings in the store, the consistency score stored and
 written into the PNG, hostile input refused with nothing stored, the CLI.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import io
 
-import duckdb
 import numpy as np
 import pytest
 from PIL import Image
@@ -141,13 +140,11 @@ def test_score_is_stored_written_to_the_png_and_reproducible(studio, mira, setti
     assert np.array_equal(pixels(result), pixels(again))
     assert again.images[0].params["consistency"] == score
     studio.close()
-    with duckdb.connect(str(settings.data_dir / "gempix.duckdb"), read_only=True) as db:
-        rows = db.execute(
-            "SELECT character_id, consistency FROM generations WHERE id = ?", [image.id]
-        ).fetchall()
-        events = db.execute(
-            "SELECT count(*) FROM usage_events WHERE used_character AND NOT used_style_ref"
-        ).fetchone()[0]
+    with Store.open(settings) as store:  # reopened: what reached the files
+        row = store.get_generation(LOCAL_USER, image.id)
+        usage = store.usage_events()
+    rows = [(row["character_id"], row["consistency"])]
+    events = int((usage["used_character"] & ~usage["used_style_ref"]).sum())
     assert rows == [(mira, score)]
     assert events == 2
 

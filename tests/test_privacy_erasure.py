@@ -1,9 +1,10 @@
 """Erasure is verified, not assumed: nothing of an erased user is left in any file.
 
-The store writes uncompressed (``force_uncompressed``), so that a value still in the database
-file shows up as plain bytes; every test that greps also checks that the grep *can* find the
-sentinel before the erasure (docs/privacy.md). Copies outside the data dir are the ones a front
-door registered (``studio.served``), as the web app does for everything it serves.
+SQLite stores text as plain bytes, so a value still in the database's files shows up in a
+grep; every test that greps also checks that the grep *can* find the sentinel before the
+erasure, and looks in every file of the data dir, in UTF-8 and UTF-16 (docs/store.md).
+Copies outside the data dir are the ones a front door registered (``studio.served``), as the
+web app does for everything it serves.
 """
 
 from __future__ import annotations
@@ -46,8 +47,7 @@ WAIT_S = 60  # bound on every wait between threads; never reached when things wo
 
 @pytest.fixture
 def studio(settings, tiny_models):
-    store = Store.open(settings, force_uncompressed=True)
-    with Studio(settings, store=store, models=tiny_models) as studio:
+    with Studio(settings, store=Store.open(settings), models=tiny_models) as studio:
         yield studio
 
 
@@ -69,13 +69,17 @@ def files_in(folder: Path) -> list[Path]:
 
 
 def files_containing(folder: Path, needle: str) -> list[str]:
-    """Every file below ``folder`` whose bytes contain ``needle``, or whose path names it."""
-    raw = needle.encode()
+    """Every file below ``folder`` whose bytes contain ``needle`` (UTF-8 or UTF-16), or whose
+    path names it."""
+    raws = [needle.encode(encoding) for encoding in ("utf-8", "utf-16-le", "utf-16-be")]
     return [
         str(path.relative_to(folder))
         for path in files_in(folder)
-        if raw in path.read_bytes() or needle in str(path.relative_to(folder))
+        if any(raw in path.read_bytes() for raw in raws) or needle in str(path.relative_to(folder))
     ]
+
+
+DATABASE = {"gempix.sqlite3", "gempix.sqlite3-wal"}
 
 
 @dataclasses.dataclass
@@ -155,7 +159,7 @@ def test_erasure_leaves_no_byte_of_the_user_anywhere_under_the_data_dir(studio):
     # the cached copies and the upload; her events are in the snapshot.
     store.flush()
     before = files_containing(data, alice.mark)
-    assert "gempix.duckdb" in before or "gempix.duckdb.wal" in before
+    assert DATABASE & set(before)
     assert {str(p.relative_to(data)) for p in alice.images + [alice.upload]} <= set(before)
     assert files_containing(data, alice.user_id)
     assert snapshot_rows(snapshots, hash_a) == 1 and snapshot_rows(snapshots, hash_b) == 1
@@ -185,7 +189,7 @@ def test_erasure_leaves_no_byte_of_the_user_anywhere_under_the_data_dir(studio):
         bob_rows
     )
     assert all(p.is_file() for p in bob.images + bob.references + bob.copies + [bob.upload])
-    assert "gempix.duckdb" in files_containing(data, bob.mark)
+    assert DATABASE & set(files_containing(data, bob.mark))
     assert count_usage_events(store, {hash_b}) == 1 and snapshot_rows(snapshots, hash_b) == 1
 
     # The key opens nothing; a late request with the old id re-creates nothing.
@@ -302,8 +306,7 @@ def test_delete_image_removes_row_file_copies_and_the_bytes_in_the_database(stud
     copy.parent.mkdir(parents=True)
     shutil.copyfile(gone_path, copy)
     studio.served.add(alice, [gone_id], copy)
-    store.flush()
-    assert {"gempix.duckdb", "gempix.duckdb.wal"} & set(files_containing(data, gone_mark))
+    assert DATABASE & set(files_containing(data, gone_mark))
     size = gone_path.stat().st_size
 
     counts = delete_images(studio, alice, [gone_id])
@@ -319,7 +322,7 @@ def test_delete_image_removes_row_file_copies_and_the_bytes_in_the_database(stud
     assert studio.served.paths(alice) == []
     assert store.get_generation(alice, kept_id) and kept_path.is_file()
     assert store.get_generation(bob, bob_id) and bob_path.is_file()
-    assert "gempix.duckdb" in files_containing(data, kept_mark)
+    assert DATABASE & set(files_containing(data, kept_mark))
     kinds = [r["kind"] for r in store.list_privacy_requests()]
     assert kinds == ["image-deletion"]
 
@@ -365,19 +368,19 @@ def test_an_erasure_that_failed_midway_can_be_run_again_to_finish(studio, monkey
     _, alice = create_user(studio)
     mark = new_sentinel()
     record_image(studio, alice, mark)
-    rewrite = store.rewrite_database
+    scrub = store.scrub_deleted
 
-    def disk_full():
-        raise StoreError("Could not rewrite the database: disk full")
+    def reader_in_the_way():
+        raise StoreError("Could not checkpoint the database: another process kept reading it")
 
-    monkeypatch.setattr(store, "rewrite_database", disk_full)
-    with pytest.raises(StoreError, match="disk full"):
+    monkeypatch.setattr(store, "scrub_deleted", reader_in_the_way)
+    with pytest.raises(StoreError, match="kept reading"):
         erase(studio, alice)
     (request,) = store.list_privacy_requests()
     assert request["kind"] == "erasure" and request["completed_at"] is None  # still open
-    assert {"gempix.duckdb", "gempix.duckdb.wal"} & set(files_containing(data, mark))
+    assert DATABASE & set(files_containing(data, mark))  # deleted, but the WAL still has it
 
-    monkeypatch.setattr(store, "rewrite_database", rewrite)
+    monkeypatch.setattr(store, "scrub_deleted", scrub)
     report = erase(studio, alice)
     assert report.verified and report.request_id == request["id"]
     assert files_containing(data, mark) == []

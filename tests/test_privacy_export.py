@@ -13,11 +13,11 @@ import hashlib
 import json
 import os
 import secrets
+import sqlite3
 import tracemalloc
 import zipfile
 from pathlib import Path
 
-import duckdb
 import jsonschema
 import pytest
 from PIL import Image
@@ -203,10 +203,12 @@ def test_export_is_complete_hashed_valid_and_holds_nothing_of_anyone_else(studio
 
 def test_the_schema_and_readme_describe_exactly_the_stored_columns(studio):
     studio.store.close()
-    with duckdb.connect(str(studio.settings.data_dir / DB_FILE), read_only=True) as db:
-        pairs = db.execute(
-            "SELECT table_name, column_name FROM information_schema.columns"
-        ).fetchall()
+    db = sqlite3.connect(studio.settings.data_dir / DB_FILE)
+    try:
+        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        pairs = [(t, c[1]) for t in tables for c in db.execute(f'PRAGMA table_info("{t}")')]
+    finally:
+        db.close()
     columns: dict[str, set[str]] = {}
     for table, column in pairs:
         columns.setdefault(table, set()).add(column)

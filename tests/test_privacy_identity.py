@@ -21,7 +21,6 @@ from gempix.privacy.identity import (
 from gempix.service import Studio
 from gempix.settings import Settings
 from gempix.store import Store
-from gempix.store.core import DB_FILE
 
 
 @pytest.fixture
@@ -30,7 +29,7 @@ def settings(tmp_path):
 
 
 def test_a_new_user_gets_a_random_key_and_the_server_keeps_only_its_hmac(settings):
-    with Studio(settings, store=Store.open(settings, force_uncompressed=True)) as studio:
+    with Studio(settings, store=Store.open(settings)) as studio:
         key, user_id = create_user(studio)
         other_key, other_id = create_user(studio)
         assert re.fullmatch(r"gpu_[A-Za-z0-9_-]{43}", key) and key != other_key
@@ -38,7 +37,7 @@ def test_a_new_user_gets_a_random_key_and_the_server_keeps_only_its_hmac(setting
         assert open_user(studio, key) == user_id
         assert open_user(studio, f"  {key}\n") == user_id  # pasted with whitespace
         assert studio.store.get_user(user_id)["age_confirmed_at"] is None
-    stored = b"".join(p.read_bytes() for p in settings.data_dir.glob(f"{DB_FILE}*"))
+    stored = b"".join(p.read_bytes() for p in settings.data_dir.rglob("*") if p.is_file())
     assert user_id.encode() in stored  # control: stored values are visible as bytes
     assert key.encode() not in stored and key[4:].encode() not in stored
 

@@ -18,9 +18,7 @@ def studio(studio):
 
 
 def events(studio):
-    studio.store.flush()
-    with studio.store._read("test") as cursor:
-        return cursor.execute("SELECT * FROM usage_events").fetchdf().to_dict("records")
+    return studio.store.usage_events().to_dict("records")
 
 
 def test_generation_is_committed_with_all_parameters(studio):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 
-import duckdb
 import pyarrow.parquet as pq
 import pytest
 
@@ -24,16 +24,23 @@ def settings(tmp_path):
 
 
 def columns_by_table(settings) -> dict[str, set[str]]:
-    """Read from DuckDB's own catalogue, not from a list in the code under test."""
-    Store.open(settings).close()
-    with duckdb.connect(str(settings.data_dir / DB_FILE), read_only=True) as db:
-        rows = db.execute(
-            "SELECT table_name, column_name FROM information_schema.columns"
-        ).fetchall()
-    found: dict[str, set[str]] = {}
-    for table, column in rows:
-        found.setdefault(table, set()).add(column)
-    return found
+    """Read from SQLite's own catalogue and a written event file's schema, not from a list in
+    the code under test."""
+    with Store.open(settings) as store:
+        store.record_event(
+            analytics.make_event(
+                visitor_hash="0" * 16, front_door="cli", model="m", steps=1, latency_ms=1.0
+            )
+        )
+        store.flush()
+        (event_file,) = store.usage.files()
+    db = sqlite3.connect(settings.data_dir / DB_FILE)
+    try:
+        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        found = {t: {c[1] for c in db.execute(f'PRAGMA table_info("{t}")')} for t in tables}
+    finally:
+        db.close()
+    return {**found, "usage_events": set(pq.read_schema(event_file).names)}
 
 
 def test_every_table_with_a_user_id_has_an_export_and_erase_entry(settings):
@@ -86,7 +93,6 @@ def test_delete_user_rows_removes_everything_of_one_user(settings):
     with Store.open(settings) as store:
         populate(store, "alice")
         populate(store, "bobby")
-        store.flush()
         before = store.table_counts()
         counts = store.delete_user_rows("alice")
         assert counts == {
@@ -107,9 +113,14 @@ def test_delete_user_rows_removes_everything_of_one_user(settings):
             store.record_generation({"user_id": "alice"})  # a late generation adds nothing
 
 
-def file_bytes(settings) -> bytes:
-    """Every byte of the database and its WAL, as a disk image would show them."""
-    return b"".join(path.read_bytes() for path in settings.data_dir.glob(f"{DB_FILE}*"))
+def files_with(settings, text: str) -> list[str]:
+    """Every file of the data dir whose bytes hold ``text``, in UTF-8 or UTF-16."""
+    needles = [text.encode(encoding) for encoding in ("utf-8", "utf-16-le", "utf-16-be")]
+    return sorted(
+        str(path.relative_to(settings.data_dir))
+        for path in settings.data_dir.rglob("*")
+        if path.is_file() and any(needle in path.read_bytes() for needle in needles)
+    )
 
 
 def test_sentinel_prompt_never_reaches_anonymous_tables_snapshots_or_erased_files(
@@ -118,7 +129,7 @@ def test_sentinel_prompt_never_reaches_anonymous_tables_snapshots_or_erased_file
     hasher = analytics.VisitorHasher()
     day = datetime(2026, 11, 28, 15, 30)
     visitor = hasher.visitor_hash(USER, day)
-    with Store.open(settings, force_uncompressed=True) as store:
+    with Store.open(settings) as store:
         populate(store, USER)
         populate(store, "bobby")
         for n in range(20):
@@ -134,30 +145,54 @@ def test_sentinel_prompt_never_reaches_anonymous_tables_snapshots_or_erased_file
             assert store.record_event(event, user_id=USER)
         request_id = store.add_privacy_request("ab" * 16, "erasure")
         snapshot = analytics.snapshot(store, tmp_path / "snapshots")
-    secret = mark(USER).encode()
+        secret = mark(USER)
 
-    # Compression is off, so stored text is visible as plain bytes: the prompt is in the file.
-    assert secret in file_bytes(settings)
-    # The snapshot holds usage_events and nothing else: no prompt, no user id, in bytes or rows.
-    assert secret not in snapshot.read_bytes() and USER.encode() not in snapshot.read_bytes()
-    table = pq.read_table(snapshot)
-    assert table.num_rows == 20
-    assert set(table.column_names) == columns_by_table(settings)["usage_events"]
-    decoded = str(table.to_pylist())
-    assert SENTINEL not in decoded and USER not in decoded and visitor in decoded
+        # Stored text is visible as plain bytes: the prompt is in the database's files.
+        assert files_with(settings, secret)
+        # The snapshot and the event files hold usage_events and nothing else: no prompt, no
+        # user id, in bytes or rows.
+        for path in [snapshot, *store.usage.files()]:
+            assert secret.encode() not in path.read_bytes()
+            assert USER.encode() not in path.read_bytes()
+        table = pq.read_table(snapshot)
+        assert table.num_rows == 20
+        assert table.column_names == pq.read_schema(store.usage.files()[0]).names
+        decoded = str(table.to_pylist())
+        assert SENTINEL not in decoded and USER not in decoded and visitor in decoded
 
-    with Store.open(settings, force_uncompressed=True) as store:
         counts = store.delete_user_rows(USER)
         store.complete_privacy_request(request_id, counts)
-    # DuckDB keeps deleted values in the file after DELETE and a checkpoint (DESIGN.md)...
-    assert secret in file_bytes(settings)
-    with Store.open(settings, force_uncompressed=True) as store:
-        store.rewrite_database()
-    # ...a rewrite removes them, and leaves the other user's rows and the anonymous data.
-    data = file_bytes(settings)
-    assert secret not in data and USER.encode() not in data
-    assert mark("bobby").encode() in data and visitor.encode() in data
-    with Store.open(settings) as store:
+        # Deleted and zeroed in the new page versions, but the WAL still holds the old ones...
+        assert any(name.endswith("-wal") for name in files_with(settings, secret))
+        store.scrub_deleted()
+        # ...until the checkpoint: then no file has the user, and the rest is all there.
+        assert files_with(settings, secret) == [] and files_with(settings, USER) == []
+        assert files_with(settings, mark("bobby")) and files_with(settings, visitor)
         assert store.table_counts()["usage_events"] == 20
         assert store.list_privacy_requests()[0]["counts"] == counts
         assert all(SENTINEL not in str(row) for row in store.list_privacy_requests())
+
+
+def test_scrubbing_leaves_nothing_in_overflow_index_or_free_pages(settings):
+    """Many rows, prompts longer than a page (overflow pages), the user id in every index:
+    after deleting the user and scrubbing, their pages are free but hold zeros."""
+    long_prompt = mark(USER) + " " + "x" * 9000
+    with Store.open(settings) as store:
+        for user in (USER, "bobby"):
+            store.ensure_user(user)
+        for n in range(600):
+            store.record_generations(
+                [
+                    {"user_id": USER, "prompt": long_prompt, "file_path": f"/i/{USER}/{n}.png"},
+                    {"user_id": "bobby", "prompt": mark("bobby"), "seed": n},
+                ]
+            )
+        store.scrub_deleted()  # everything in the database file itself first
+        assert files_with(settings, mark(USER)) == ["gempix.sqlite3"]
+        assert store.delete_user_rows(USER)["generations"] == 600
+        store.scrub_deleted()
+        (free_pages,) = store._connection().execute("PRAGMA freelist_count").fetchone()
+        assert free_pages > 100  # the deleted rows' pages went to the freelist...
+        assert files_with(settings, mark(USER)) == []  # ...zeroed
+        assert files_with(settings, USER) == []  # nor in an index, nor in a path
+        assert len(store.rows_for_user("generations", "bobby")) == 600

@@ -1,7 +1,8 @@
 """`gempix analytics`: the k-suppressed usage report, and Parquet snapshots for notebooks.
 
 Both run as the local operator (an admin) through ``studio.analytics``, as the admin Analytics
-tab and ``/api/v1/admin/analytics`` do.
+tab and ``/api/v1/admin/analytics`` do, beside the running app or without it: the events are
+Parquet files that any process reads with DuckDB (docs/store.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """`gempix keys`: API keys for the HTTP API (create, list, revoke).
 
-They call ``studio.keys``, as the web app's API tab does for a user's own keys.
+They call ``studio.keys``, as the web app's API tab does for a user's own keys, also while
+the server runs on the same data directory.
 """
 
 from __future__ import annotations

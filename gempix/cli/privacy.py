@@ -103,7 +103,8 @@ def user_update(display_name: str, data_dir, user_key, user_key_file) -> None:
 @user_key_options
 def user_role(role: str, data_dir, user_key, user_key_file) -> None:
     """Give the account a role: admins see the Analytics tab and /api/v1/admin/* (with an
-    admin key); see docs/architecture.md, "Identity and roles".
+    admin key); see docs/architecture.md, "Identity and roles". Works while the app runs too
+    (reload the page to see the tab).
 
     Example: gempix user role admin --user-key-file my-key.txt
     """
@@ -203,8 +204,8 @@ def erase_command(yes: bool, data_dir, user_key, user_key_file) -> None:
     """Delete everything of yours, verify it, and print what was removed.
 
     Every row and file, every copy the web app served or converted, and the deleted values
-    in the database file (it is rewritten). Afterwards your key is unknown. This cannot be
-    undone.
+    in the database files (their pages are overwritten). Afterwards your key is unknown. This
+    cannot be undone.
 
     Example: gempix erase --user-key-file my-key.txt --yes
     """
@@ -220,7 +221,7 @@ def erase_command(yes: bool, data_dir, user_key, user_key_file) -> None:
     click.echo(f"Erased rows: {rows or 'none'}")
     click.echo(
         f"Erased files: {report.files} ({report.bytes:,} bytes, {report.cached_copies} served "
-        f"copies); database rewritten; verified in {report.seconds:.1f} s."
+        f"copies); database scrubbed; verified in {report.seconds:.1f} s."
     )
 
 

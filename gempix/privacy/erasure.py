@@ -1,4 +1,4 @@
-"""Erasure, verified: every row and every file of a user, and the bytes of the database file.
+"""Erasure, verified: every row and every file of a user, and the bytes in the database files.
 
 ``erase`` runs in this order (docs/architecture.md, "The deletion path"):
 
@@ -12,10 +12,15 @@
 5. **Delete the files**: the registered copies, then the user's folders.
 6. **Delete linkable usage events.** Usage events hold no id, only a visitor hash whose salt
    lives in this process's memory for at most ~48 h. While it lives, the events a user made
-   today and yesterday can be recomputed from their id, so they are deleted too, in the
-   database and in Parquet snapshots found under the data dir (and ``snapshot_dirs``). Older
-   events can no longer be linked to anyone by anyone and are kept as anonymous statistics.
-7. **Rewrite the database** into a new file, so no deleted value stays in its free blocks.
+   today and yesterday can be recomputed from their id, so they are deleted too, from the
+   store's event files and from Parquet snapshots found under the data dir (and
+   ``snapshot_dirs``). Older events can no longer be linked to anyone by anyone and are kept
+   as anonymous statistics. (Events that another process recorded for the user carry that
+   process's salts, which this one cannot recompute: they stay unlinkable to anyone but that
+   process, for at most ~48 h.)
+7. **Scrub the database files** (``Store.scrub_deleted``): the deleted rows' pages were zeroed
+   as they were written (``secure_delete``); a checkpoint puts them in the database file and
+   truncates the WAL that still held their earlier versions.
 8. **Verify**: no row of any per-user table has the user, no text of any table mentions their
    id, none of their files or folders and none of their registered copies is left; otherwise
    ``ErasureIncomplete`` is raised and the audit row stays open.
@@ -134,12 +139,15 @@ def _linkable_hashes(studio: Studio, user_id: str) -> set[str]:
     return hashes
 
 
-def snapshot_files(folders: Iterable[Path]) -> list[Path]:
-    """Parquet files of usage events below ``folders`` (image and model folders skipped)."""
+def snapshot_files(folders: Iterable[Path], skip: Path | None = None) -> list[Path]:
+    """Parquet files of usage events below ``folders`` (image and model folders skipped, and
+    ``skip``: the store's own event files, which the store erases under its lock)."""
     found = []
     for folder in folders:
         for root, dirs, names in os.walk(folder):
-            dirs[:] = [d for d in dirs if d not in _SKIP_WHEN_SEARCHING_SNAPSHOTS]
+            dirs[:] = [
+                d for d in dirs if d not in _SKIP_WHEN_SEARCHING_SNAPSHOTS and Path(root, d) != skip
+            ]
             found.extend(Path(root) / n for n in names if n.endswith(".parquet"))
     return found
 
@@ -179,8 +187,9 @@ def erase(
 
     ``snapshot_dirs``: folders with usage-event Parquet snapshots besides the data dir.
     Raises NotFoundError for an unknown user, ErasureIncomplete if verification fails. An
-    erasure that failed after deleting the rows (disk full during the rewrite...) can be run
-    again with the same id: it resumes under its open audit row.
+    erasure that failed after deleting the rows (a checkpoint kept waiting by a long reader in
+    another process...) can be run again with the same id: it resumes under its open audit
+    row.
     """
     started = time.perf_counter()
     store = studio.store
@@ -211,7 +220,9 @@ def erase(
     events = delete_usage_events(store, hashes)
     snapshot_rows = sum(
         remove_snapshot_rows(path, hashes)
-        for path in snapshot_files([Path(settings.data_dir), *map(Path, snapshot_dirs)])
+        for path in snapshot_files(
+            [Path(settings.data_dir), *map(Path, snapshot_dirs)], skip=store.usage.folder
+        )
     )
     if files.outside:
         log.warning(
@@ -220,7 +231,7 @@ def erase(
             files.outside,
         )
 
-    store.rewrite_database()
+    store.scrub_deleted()
     late_events = delete_usage_events(store, hashes)  # from a generation that was in flight
     problems = verify_erased(studio, user_id, [*files.owned, *copies])
     report = ErasureReport(
@@ -281,15 +292,12 @@ def verify_erased(studio: Studio, user_id: str, known_files: Iterable[Path] = ()
     return problems
 
 
-def delete_images(
-    studio: Studio, user_id: str, image_ids: Iterable[str], *, rewrite: bool = True
-) -> dict[str, int]:
-    """Delete some of the user's images: rows, files, registered copies; then rewrite the file.
+def delete_images(studio: Studio, user_id: str, image_ids: Iterable[str]) -> dict[str, int]:
+    """Delete some of the user's images: rows, files, registered copies; then scrub the
+    database files, so the prompts are gone from them too (one checkpoint for the batch).
 
     All ids are checked first: if any is unknown or another user's, NotFoundError is raised
-    and nothing is deleted. ``rewrite`` rewrites the database afterwards so the prompts are
-    gone from the file too (one rewrite for the whole batch; pass False to batch it yourself).
-    Returns counts: images, files, bytes, cached_copies.
+    and nothing is deleted. Returns counts: images, files, bytes, cached_copies.
     """
     store = studio.store
     ids = list(dict.fromkeys(image_ids))
@@ -311,14 +319,13 @@ def delete_images(
         freed = remove_file(path) if path is not None else None
         if freed is not None:
             files, size = files + 1, size + freed
-    if rewrite:
-        store.rewrite_database()
     left = [i for i in ids if _still_there(store, user_id, i)]
     left_files = [p for p in [*paths, *copies] if p is not None and p.exists()]
     if left or left_files:
         raise ErasureIncomplete("Image deletion did not complete; please try again.")
     counts = {"images": deleted, "files": files, "bytes": size, "cached_copies": cached}
     audit.record(studio, user_id, "image-deletion", counts)
+    store.scrub_deleted()  # last: one checkpoint makes the deletion and its audit row durable
     return counts
 
 

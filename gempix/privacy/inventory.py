@@ -22,7 +22,9 @@ def inventory_markdown() -> str:
     for table, policy in PER_USER_TABLES.items():
         hidden = f" (without `{'`, `'.join(policy.hidden)}`)" if policy.hidden else ""
         exported = f"`data/{TABLE_FILES.get(table, table)}.json`{hidden}" if policy.export else "no"
-        erased = "deleted, then the database is rewritten" if policy.erase == "delete" else "kept"
+        erased = (
+            "deleted, then scrubbed from the database files" if policy.erase == "delete" else "kept"
+        )
         lines.append(f"| `{table}` (per-user) | {policy.why} | {exported} | {erased} |")
     for table, why in KEPT_TABLES.items():
         exported = f"`data/{AUDIT_FILE}.json` (your rows)" if table == AUDIT_FILE else "no"

@@ -1,9 +1,11 @@
 """The store: the only code in GemPix that speaks SQL.
 
-One DuckDB file per data directory (``data_dir/gempix.duckdb``), opened read-write by one
-process. ``Store.open(settings)`` opens and migrates it; the methods are grouped by what they
-hold (users and consent, generations and characters, API keys and log, usage events,
-erasure) in the mixins below. ``registry`` says which tables hold whose data.
+Per data directory, personal records in one SQLite file (``data_dir/gempix.sqlite3``) and the
+anonymous usage events as Parquet files that DuckDB queries (``data_dir/usage/``); any number
+of processes open them at once. ``Store.open(settings)`` opens and migrates them; the methods
+are grouped by what they hold (users and consent, generations and characters, API keys and
+log, usage events, erasure) in the mixins below. ``registry`` says which tables hold whose
+data. docs/store.md describes the design.
 """
 
 from __future__ import annotations

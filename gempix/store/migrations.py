@@ -1,33 +1,46 @@
 """The schema, as an append-only list of migrations (the habit of simonw/llm ``migrations.py``).
 
-Each function moves the schema one step; ``migrate`` runs the ones a file lacks, each in its own
-transaction together with the row that records it, so a crash leaves a file at a whole step.
-A change to the schema is a new function at the end of ``MIGRATIONS``; released ones are never
-edited. ``_gempix_migrations`` records each step by name and number; the highest number is the
-file's schema version, and a file from a newer release (a version this code does not know) is
+Each function moves the schema one step; ``migrate`` runs the ones a database lacks, each in
+its own transaction together with the row that records it, so a crash leaves the file at a
+whole step, and two processes starting at once apply each step once. A change to the schema
+is a new function at the end of ``MIGRATIONS``; released ones are never edited.
+``_gempix_migrations`` records each step by name and number; the highest number is the file's
+schema version, and a file from a newer release (a version this code does not know) is
 refused rather than half-understood.
 
-All timestamps are UTC, stored as naive ``TIMESTAMP``. There are no foreign keys: DuckDB cannot
-cascade and rejects deleting a referenced row, so erasure deletes per table in the order of
-``registry.PER_USER_TABLES`` instead.
+The DDL is plain SQL with standard types, so a PostgreSQL backend can run the same steps
+(``BLOB`` would read ``BYTEA`` there). Times are naive UTC ``TIMESTAMP``; ``JSON`` columns
+hold JSON text. Numeric columns that take values from outside carry a
+``CHECK (x = CAST(x AS type))``: SQLite stores any value in any column, and this makes it
+refuse, say, text in ``seed`` (elsewhere it is always true). Every per-user table refers to
+``users``, so no record can outlive its user; erasure deletes table by table in the order of
+``registry.PER_USER_TABLES``, ``users`` last.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import duckdb
-
 from ..errors import GemPixError
+from . import sqlite
 from .values import utcnow
 
-Migration = Callable[[duckdb.DuckDBPyConnection], None]
+Migration = Callable[[sqlite3.Connection], None]
 
 
-def m001_initial(db: duckdb.DuckDBPyConnection) -> None:
-    """The studio core: users, their generations and characters, consent, privacy audit."""
-    db.execute(
+def _whole(column: str, kind: str = "INTEGER") -> str:
+    return f"{column} {kind} CHECK ({column} = CAST({column} AS {kind}))"
+
+
+def _real(column: str) -> str:
+    return f"{column} DOUBLE PRECISION CHECK ({column} = CAST({column} AS DOUBLE PRECISION))"
+
+
+def m001_initial(db: sqlite3.Connection) -> None:
+    """Users and everything they own, the privacy audit, and the record of imports."""
+    statements = [
         """
         CREATE TABLE users (
             user_id TEXT PRIMARY KEY,
@@ -35,69 +48,103 @@ def m001_initial(db: duckdb.DuckDBPyConnection) -> None:
             role TEXT NOT NULL DEFAULT 'user' CHECK (role IN ('user', 'admin')),
             age_confirmed_at TIMESTAMP,
             policy_version_seen TEXT,
-            restricted BOOLEAN NOT NULL DEFAULT false,
-            analytics_objection BOOLEAN NOT NULL DEFAULT false,
-            locked BOOLEAN NOT NULL DEFAULT false,
+            restricted BOOLEAN NOT NULL DEFAULT FALSE,
+            analytics_objection BOOLEAN NOT NULL DEFAULT FALSE,
+            locked BOOLEAN NOT NULL DEFAULT FALSE,
             display_name TEXT
         )
-        """
-    )
-    db.execute(
-        """
+        """,
+        f"""
         CREATE TABLE generations (
             id TEXT PRIMARY KEY,
-            user_id TEXT NOT NULL,
+            user_id TEXT NOT NULL REFERENCES users (user_id),
             created_at TIMESTAMP NOT NULL,
             front_door TEXT CHECK (front_door IN ('ui', 'api', 'cli', 'notebook')),
             prompt TEXT,
             negative_prompt TEXT,
             model TEXT,
-            seed BIGINT,
-            steps INTEGER,
-            guidance DOUBLE,
-            width INTEGER,
-            height INTEGER,
+            {_whole("seed", "BIGINT")},
+            {_whole("steps")},
+            {_real("guidance")},
+            {_whole("width")},
+            {_whole("height")},
             params JSON,
-            styles TEXT[],
+            styles JSON,
             character_id TEXT,
-            consistency DOUBLE,
+            {_real("consistency")},
             source_id TEXT,
             file_path TEXT,
             status TEXT NOT NULL DEFAULT 'ok',
             error_class TEXT,
-            duration_ms DOUBLE
+            {_real("duration_ms")}
         )
-        """
-    )
-    db.execute(
-        """
+        """,
+        "CREATE INDEX generations_by_user ON generations (user_id, created_at, id)",
+        "CREATE INDEX generations_by_time ON generations (created_at, id)",
+        f"""
         CREATE TABLE characters (
             id TEXT PRIMARY KEY,
-            user_id TEXT NOT NULL,
+            user_id TEXT NOT NULL REFERENCES users (user_id),
             name TEXT NOT NULL,
             created_at TIMESTAMP NOT NULL,
             reference_paths JSON NOT NULL,
             embeddings BLOB,
             rights_confirmed_at TIMESTAMP,
-            strength DOUBLE,
+            {_real("strength")},
             UNIQUE (user_id, name)
         )
+        """,
         """
-    )
-    db.execute(
+        CREATE TABLE user_styles (
+            user_id TEXT NOT NULL REFERENCES users (user_id),
+            name TEXT NOT NULL,
+            template TEXT NOT NULL,
+            negative TEXT NOT NULL DEFAULT '',
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (user_id, name)
+        )
+        """,
         """
         CREATE TABLE consents (
             id TEXT PRIMARY KEY,
-            user_id TEXT NOT NULL,
+            user_id TEXT NOT NULL REFERENCES users (user_id),
             purpose TEXT NOT NULL,
             granted BOOLEAN NOT NULL,
             policy_version TEXT NOT NULL,
             created_at TIMESTAMP NOT NULL,
             method TEXT NOT NULL
         )
+        """,
+        "CREATE INDEX consents_by_user ON consents (user_id, purpose, created_at)",
         """
-    )
-    db.execute(
+        CREATE TABLE api_keys (
+            prefix TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users (user_id),
+            name TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('user', 'admin')),
+            secret_hash TEXT NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            last_used_at TIMESTAMP,
+            revoked_at TIMESTAMP
+        )
+        """,
+        "CREATE INDEX api_keys_by_user ON api_keys (user_id)",
+        """
+        CREATE TABLE api_requests (
+            id TEXT PRIMARY KEY,
+            created_at TIMESTAMP NOT NULL,
+            route TEXT NOT NULL,
+            method TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            latency_ms DOUBLE PRECISION NOT NULL,
+            key_prefix TEXT,
+            user_id TEXT REFERENCES users (user_id),
+            error_class TEXT
+        )
+        """,
+        "CREATE INDEX api_requests_by_time ON api_requests (created_at)",
+        "CREATE INDEX api_requests_by_user ON api_requests (user_id)",
+        "CREATE INDEX api_requests_by_key ON api_requests (key_prefix)",
         """
         CREATE TABLE privacy_requests (
             id TEXT PRIMARY KEY,
@@ -107,96 +154,42 @@ def m001_initial(db: duckdb.DuckDBPyConnection) -> None:
             completed_at TIMESTAMP,
             counts JSON
         )
+        """,
+        "CREATE INDEX privacy_requests_by_user ON privacy_requests (user_hash, received_at)",
         """
-    )
-
-
-def m002_api(db: duckdb.DuckDBPyConnection) -> None:
-    """The HTTP API: keys (secrets stored hashed) and the request log purged after retention."""
-    db.execute(
-        """
-        CREATE TABLE api_keys (
-            prefix TEXT PRIMARY KEY,
-            user_id TEXT NOT NULL,
-            name TEXT NOT NULL,
-            role TEXT NOT NULL CHECK (role IN ('user', 'admin')),
-            secret_hash TEXT NOT NULL,
-            created_at TIMESTAMP NOT NULL,
-            last_used_at TIMESTAMP,
-            revoked_at TIMESTAMP
+        CREATE TABLE _gempix_imports (
+            source TEXT PRIMARY KEY,
+            file_id TEXT NOT NULL,
+            imported_at TIMESTAMP NOT NULL,
+            counts JSON NOT NULL
         )
-        """
-    )
-    db.execute(
-        """
-        CREATE TABLE api_requests (
-            id TEXT NOT NULL,
-            created_at TIMESTAMP NOT NULL,
-            route TEXT NOT NULL,
-            method TEXT NOT NULL,
-            status INTEGER NOT NULL,
-            latency_ms DOUBLE NOT NULL,
-            key_prefix TEXT,
-            user_id TEXT,
-            error_class TEXT
-        )
-        """
-    )
+        """,
+    ]
+    for statement in statements:
+        db.execute(statement)
 
 
-def m003_usage_events(db: duckdb.DuckDBPyConnection) -> None:
-    """Anonymous usage events: coarse fields only, no user id, no prompt, no free text."""
-    db.execute(
-        """
-        CREATE TABLE usage_events (
-            hour_bucket TIMESTAMP NOT NULL,
-            front_door TEXT NOT NULL CHECK (front_door IN ('ui', 'api', 'cli', 'notebook')),
-            model TEXT NOT NULL,
-            styles TEXT[] NOT NULL,
-            used_character BOOLEAN NOT NULL,
-            used_style_ref BOOLEAN NOT NULL,
-            resolution_class TEXT NOT NULL,
-            num_images INTEGER NOT NULL,
-            steps INTEGER NOT NULL,
-            status TEXT NOT NULL,
-            latency_ms DOUBLE NOT NULL,
-            visitor_hash TEXT NOT NULL
-        )
-        """
-    )
-
-
-def m004_user_styles(db: duckdb.DuckDBPyConnection) -> None:
-    """Styles a user saved for themselves (``{prompt}`` template and negative prompt)."""
-    db.execute(
-        """
-        CREATE TABLE user_styles (
-            user_id TEXT NOT NULL,
-            name TEXT NOT NULL,
-            template TEXT NOT NULL,
-            negative TEXT NOT NULL DEFAULT '',
-            created_at TIMESTAMP NOT NULL,
-            PRIMARY KEY (user_id, name)
-        )
-        """
-    )
-
-
-MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_api, m003_usage_events, m004_user_styles)
+MIGRATIONS: tuple[Migration, ...] = (m001_initial,)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def schema_version(db: duckdb.DuckDBPyConnection) -> int:
+def schema_version(db: sqlite3.Connection) -> int:
     """The file's version: the highest migration number recorded (0 for a blank file)."""
-    if not db.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = '_gempix_migrations'"
-    ).fetchone()[0]:
-        return 0
-    return db.execute("SELECT coalesce(max(version), 0) FROM _gempix_migrations").fetchone()[0]
+    (found,) = db.execute("SELECT coalesce(max(version), 0) FROM _gempix_migrations").fetchone()
+    return found
+
+
+def _refuse_newer(db: sqlite3.Connection, path: Path, migrations: Sequence[Migration]) -> None:
+    found = schema_version(db)
+    if found > len(migrations):
+        raise GemPixError(
+            f"{path} was written by a newer GemPix (schema version {found}); this release "
+            f"knows up to version {len(migrations)}. Upgrade GemPix to open it."
+        )
 
 
 def migrate(
-    db: duckdb.DuckDBPyConnection,
+    db: sqlite3.Connection,
     path: Path,
     migrations: Sequence[Migration] = MIGRATIONS,
 ) -> list[str]:
@@ -206,33 +199,30 @@ def migrate(
     ``migrations``: an older release must not write into a schema it does not know.
     """
     db.execute(
-        """
-        CREATE TABLE IF NOT EXISTS _gempix_migrations (
-            name TEXT PRIMARY KEY, version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL
-        )
-        """
+        "CREATE TABLE IF NOT EXISTS _gempix_migrations ("
+        "name TEXT PRIMARY KEY, version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"
     )
-    found = schema_version(db)
-    if found > len(migrations):
-        raise GemPixError(
-            f"{path} was written by a newer GemPix (schema version {found}); this release "
-            f"knows up to version {len(migrations)}. Upgrade GemPix to open it."
-        )
-    done = {name for (name,) in db.execute("SELECT name FROM _gempix_migrations").fetchall()}
+    _refuse_newer(db, path, migrations)
+    done = {name for (name,) in db.execute("SELECT name FROM _gempix_migrations")}
     applied = []
     for version, migration in enumerate(migrations, start=1):
         if migration.__name__ in done:
             continue
-        db.begin()
+        sqlite.begin_write(db)
         try:
-            migration(db)
-            db.execute(
-                "INSERT INTO _gempix_migrations VALUES (?, ?, ?)",
-                [migration.__name__, version, utcnow()],
-            )
+            _refuse_newer(db, path, migrations)
+            again = db.execute(
+                "SELECT count(*) FROM _gempix_migrations WHERE name = ?", [migration.__name__]
+            ).fetchone()[0]
+            if not again:  # another process may have applied it since we looked
+                migration(db)
+                db.execute(
+                    "INSERT INTO _gempix_migrations VALUES (?, ?, ?)",
+                    [migration.__name__, version, utcnow()],
+                )
+                applied.append(migration.__name__)
         except BaseException:
-            db.rollback()
+            db.execute("ROLLBACK")
             raise
-        db.commit()
-        applied.append(migration.__name__)
+        db.execute("COMMIT")
     return applied

@@ -1,11 +1,11 @@
 """Queries the privacy module needs beyond the Store's methods: streaming and verification.
 
 Plain functions over a ``Store`` (this package is the only code that speaks SQL, so they live
-here rather than in ``gempix/privacy``). They use the store's gate and cursors like its own
+here rather than in ``gempix/privacy``). They use the store's connections like its own
 methods do, and read in pages so that an export of 1000 images, or a training manifest over
-millions of rows, holds one page in memory at a time. Every page is its own read, so a
-rewrite (an erasure of someone else) can run between two pages; the keyset pagination on
-``(created_at, id)`` neither repeats nor skips a row across such a rewrite.
+millions of rows, holds one page in memory at a time. Every page is its own read, so other
+writes (in this process or another) run between two pages; the keyset pagination on
+``(created_at, id)`` neither repeats nor skips a row across them.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..errors import ValidationError
+from . import sqlite
 from .core import StoreBase
 from .registry import PER_USER_TABLES
 from .values import fetch_dicts
 
 PAGE_SIZE = 500
-_TEXT_TYPES = ("VARCHAR", "JSON")
+_TEXT_TYPES = ("TEXT", "JSON")
 
 
 def _check_page_size(page_size: int) -> int:
@@ -45,20 +46,19 @@ def iter_user_rows(
     if not {"created_at", "id"} <= set(columns):
         yield from store.rows_for_user(table, user_id)
         return
-    hidden = f" EXCLUDE ({', '.join(policy.hidden)})" if policy.hidden else ""
-    store.flush()
+    select = store._columns_except(table, policy.hidden)
     after: tuple[Any, Any] | None = None
     while True:
         params: dict[str, Any] = {"user_id": user_id, "n": page_size}
         keyset = ""
         if after is not None:
-            keyset = "AND (created_at, id) > ($after_t, $after_id)"
+            keyset = "AND (created_at, id) > (:after_t, :after_id)"
             params.update(after_t=after[0], after_id=after[1])
-        with store._read(f"export {table}") as cursor:
+        with store._read(f"export {table}") as connection:
             rows = fetch_dicts(
-                cursor.execute(
-                    f"SELECT *{hidden} FROM {table} WHERE ({policy.where}) {keyset} "
-                    "ORDER BY created_at, id LIMIT $n",
+                connection.execute(
+                    f"SELECT {select} FROM {table} WHERE ({policy.where}) {keyset} "
+                    "ORDER BY created_at, id LIMIT :n",
                     params,
                 )
             )
@@ -84,7 +84,7 @@ JOIN latest l ON l.user_id = g.user_id AND l.n = 1
 WHERE l.granted AND NOT u.restricted AND NOT u.locked AND g.status = 'ok'
   {keyset}
 ORDER BY g.created_at, g.id
-LIMIT $n
+LIMIT :n
 """
 
 
@@ -101,32 +101,33 @@ def iter_training_rows(store: StoreBase, page_size: int = PAGE_SIZE) -> Iterator
         params: dict[str, Any] = {"n": page_size}
         keyset = ""
         if after is not None:
-            keyset = "AND (g.created_at, g.id) > ($after_t, $after_id)"
+            keyset = "AND (g.created_at, g.id) > (:after_t, :after_id)"
             params.update(after_t=after[0], after_id=after[1])
-        with store._read("list generations that may be used for training") as cursor:
-            rows = fetch_dicts(cursor.execute(_TRAINING.format(keyset=keyset), params))
+        with store._read("list generations that may be used for training") as connection:
+            rows = fetch_dicts(connection.execute(_TRAINING.format(keyset=keyset), params))
         yield from rows
         if len(rows) < page_size:
             return
         after = (rows[-1]["created_at"], rows[-1]["id"])
 
 
-def _hash_list(visitor_hashes: Iterable[str]) -> list[str]:
-    hashes = sorted(set(visitor_hashes))
+def _hash_list(visitor_hashes: Iterable[str]) -> set[str]:
+    hashes = set(visitor_hashes)
     if not all(isinstance(h, str) for h in hashes):
         raise ValidationError("visitor_hashes: expected visitor hash strings.")
     return hashes
 
 
 def count_usage_events(store: StoreBase, visitor_hashes: Iterable[str]) -> int:
-    """Usage events carrying one of ``visitor_hashes`` (after a flush)."""
+    """Usage events carrying one of ``visitor_hashes`` (this process's buffer included)."""
     hashes = _hash_list(visitor_hashes)
     if not hashes:
         return 0
     store.flush()
-    with store._read("count usage events") as cursor:
+    with store.usage.reading() as cursor:
         return cursor.execute(
-            "SELECT count(*) FROM usage_events WHERE list_contains(?, visitor_hash)", [hashes]
+            "SELECT count(*) FROM usage_events WHERE list_contains(?, visitor_hash)",
+            [sorted(hashes)],
         ).fetchone()[0]
 
 
@@ -136,51 +137,47 @@ def delete_usage_events(store: StoreBase, visitor_hashes: Iterable[str]) -> int:
     Used by erasure for the events a user made while their visitor hash can still be
     recomputed (today's and yesterday's salts, see ``gempix.analytics.VisitorHasher``).
     """
-    hashes = _hash_list(visitor_hashes)
-    if not hashes:
-        return 0
-    store.flush()
-    with store._write("delete the user's linkable usage events") as cursor:
-        (count,) = cursor.execute(
-            "DELETE FROM usage_events WHERE list_contains(?, visitor_hash)", [hashes]
-        ).fetchone()
-    return count
+    return store.usage.delete_visitors(_hash_list(visitor_hashes))
 
 
 def tables_mentioning(store: StoreBase, text: str) -> dict[str, int]:
-    """Rows per table in which any text, JSON or list column contains ``text``.
+    """Rows per table in which any text or JSON column contains ``text``, the usage events
+    included.
 
     Erasure verification: after a user is erased, no row of any table (kept tables too)
     may mention their id, wherever it might have been copied (a file path, a JSON field).
     """
     if not isinstance(text, str) or len(text) < 8:
         raise ValidationError("text: expected at least 8 characters to search for.")
-    store.flush()
     found: dict[str, int] = {}
-    with store._read("search every table") as cursor:
-        columns = cursor.execute(
-            "SELECT table_name, column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
-        ).fetchall()
-        by_table: dict[str, list[str]] = {}
-        for table, column, kind in columns:
-            if kind in _TEXT_TYPES or kind.endswith("[]"):
-                by_table.setdefault(table, []).append(column)
-        for table, names in by_table.items():
-            condition = " OR ".join(f'contains(CAST("{name}" AS VARCHAR), $text)' for name in names)
-            (count,) = cursor.execute(
+    with store._read("search every table") as connection:
+        for table, columns in store._columns.items():
+            names = [name for name, kind in columns.items() if kind in _TEXT_TYPES]
+            if not names:
+                continue
+            condition = " OR ".join(sqlite.contains(name, "text") for name in names)
+            (count,) = connection.execute(
                 f'SELECT count(*) FROM "{table}" WHERE {condition}', {"text": text}
             ).fetchone()
             if count:
                 found[table] = count
+    store.flush()
+    with store.usage.reading() as cursor:
+        (count,) = cursor.execute(
+            "SELECT count(*) FROM usage_events WHERE contains(concat_ws(' ', front_door, "
+            "model, array_to_string(styles, ' '), resolution_class, status, visitor_hash), ?)",
+            [text],
+        ).fetchone()
+    if count:
+        found["usage_events"] = count
     return found
 
 
 def privacy_requests_of(store: StoreBase, user_hash: str) -> list[dict[str, Any]]:
     """The audit rows of one (hashed) user, oldest first: what they asked and when."""
-    with store._read("read the user's privacy requests") as cursor:
+    with store._read("read the user's privacy requests") as connection:
         return fetch_dicts(
-            cursor.execute(
+            connection.execute(
                 "SELECT * FROM privacy_requests WHERE user_hash = ? ORDER BY received_at, id",
                 [user_hash],
             )

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 
-OWNED_BY_USER = "user_id = $user_id"
+OWNED_BY_USER = "user_id = :user_id"
 
 
 @dataclasses.dataclass(frozen=True)
 class TablePolicy:
     """How one per-user table takes part in export and erasure.
 
-    ``where`` selects the user's rows (``$user_id`` is bound); ``hidden`` columns are left out
+    ``where`` selects the user's rows (``:user_id`` is bound); ``hidden`` columns are left out
     of an export because they are useless or risky outside the server (a secret's hash).
     """
 
@@ -39,7 +39,7 @@ PER_USER_TABLES: dict[str, TablePolicy] = {
         "delete",
         "request log of the user's keys, including failed calls made with their key prefix",
         where=f"{OWNED_BY_USER} OR key_prefix IN (SELECT prefix FROM api_keys "
-        "WHERE user_id = $user_id)",
+        "WHERE user_id = :user_id)",
     ),
     "api_keys": TablePolicy(True, "delete", "the user's API keys", hidden=("secret_hash",)),
     "users": TablePolicy(True, "delete", "the account row: role, flags, policy version seen"),
@@ -47,8 +47,12 @@ PER_USER_TABLES: dict[str, TablePolicy] = {
 
 # Kept on erasure, because they hold nothing that identifies a person.
 KEPT_TABLES: dict[str, str] = {
-    "usage_events": "anonymous: hour, coarse fields, a visitor hash whose salt rotates daily",
+    "usage_events": "anonymous: hour, coarse fields, a visitor hash whose salt rotates daily "
+    "(Parquet files under usage/, queried with DuckDB)",
     "privacy_requests": "audit: a request's kind, times and row counts, under a keyed user hash",
 }
 
-INTERNAL_TABLES: dict[str, str] = {"_gempix_migrations": "which migrations ran"}
+INTERNAL_TABLES: dict[str, str] = {
+    "_gempix_migrations": "which migrations ran",
+    "_gempix_imports": "the earlier release's DuckDB file moved in: when, and row counts",
+}

@@ -1,11 +1,12 @@
-"""Anonymous usage events: the strict shape they must have, buffering, and the queries.
+"""Anonymous usage events: the strict shape they must have, recording, and the queries.
 
 An event holds coarse, enumerable values only, checked here before it is buffered (a bad row
-would otherwise fail a whole batch at flush time): an hour, a front door, a model name, style
+would otherwise fail a whole file at flush time): an hour, a front door, a model name, style
 slugs, two flags, a resolution class, two small numbers, a status, a latency and a visitor hash
 whose salt rotates daily (``gempix.analytics.VisitorHasher``). Nothing in it can hold a prompt,
-a user id or an address. The queries return raw counts per day; ``gempix.analytics`` applies
-k-anonymity before anything is shown.
+a user id or an address. The events are kept as Parquet files (``eventlog.py``) and the queries
+run in DuckDB; they return raw counts per day, and ``gempix.analytics`` applies k-anonymity
+before anything is shown.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import ValidationError
+from ..errors import StoreError, ValidationError
 from .core import StoreBase
-from .values import sql_string
+from .eventlog import sql_string
 
 FRONT_DOORS = ("ui", "api", "cli", "notebook")
 RESOLUTION_CLASSES = ("native", "2k", "4k")
@@ -96,13 +97,24 @@ class UsageMixin(StoreBase):
         """Buffer one usage event; return False if it was dropped.
 
         ``user_id`` is only used to drop the event when that user objected to analytics, asked
-        for restriction, or is being erased; it is never stored.
+        for restriction, is being erased or is gone (erased, by any process); it is never
+        stored.
         """
-        if user_id is not None and user_id in self._no_analytics:
+        if self._closed:
+            raise StoreError(f"The store for {self.path} is closed.")
+        if user_id is not None and not self._counts_in_analytics(user_id):
             return False
         event = check_event(dict(event))
-        self._buffer("usage_events", {**event, "latency_ms": float(event["latency_ms"])})
+        self.usage.append({**event, "latency_ms": float(event["latency_ms"])})
         return True
+
+    def _counts_in_analytics(self, user_id: str) -> bool:
+        with self._read("check the user") as connection:
+            row = connection.execute(
+                "SELECT analytics_objection OR restricted OR locked FROM users WHERE user_id = ?",
+                [user_id],
+            ).fetchone()
+        return row is not None and not row[0]
 
     def usage_counts(self, dimension: str, since: datetime) -> pd.DataFrame:
         """Events and distinct visitor hashes per (day, value), plus each day's total.
@@ -114,7 +126,7 @@ class UsageMixin(StoreBase):
         if dimension not in DIMENSIONS:
             raise ValidationError(f"dimension: expected one of {', '.join(DIMENSIONS)}.")
         self.flush()
-        with self._read("count usage events") as cursor:
+        with self.usage.reading(since) as cursor:
             return cursor.execute(
                 f"""
                 WITH ev AS (
@@ -134,7 +146,7 @@ class UsageMixin(StoreBase):
     def usage_latency(self, since: datetime) -> pd.DataFrame:
         """p50/p95 latency of successful events per day and model, with their counts."""
         self.flush()
-        with self._read("measure usage latency") as cursor:
+        with self.usage.reading(since) as cursor:
             return cursor.execute(
                 """
                 SELECT strftime(hour_bucket, '%Y-%m-%d') AS day, model, count(*) AS events,
@@ -147,12 +159,23 @@ class UsageMixin(StoreBase):
                 [since],
             ).df()
 
+    def usage_events(self, since: datetime | None = None) -> pd.DataFrame:
+        """The raw events (of the hours from ``since`` on), oldest first: anonymous, but not
+        k-suppressed, so for the operator and tests, like a snapshot."""
+        self.flush()
+        with self.usage.reading(since) as cursor:
+            if since is None:
+                return cursor.execute("SELECT * FROM usage_events ORDER BY hour_bucket").df()
+            return cursor.execute(
+                "SELECT * FROM usage_events WHERE hour_bucket >= ? ORDER BY hour_bucket", [since]
+            ).df()
+
     def export_usage_events(self, path: Path) -> Path:
-        """Write ``usage_events`` (and nothing else) to a zstd Parquet file at ``path``."""
+        """Write the usage events (and nothing else) to a zstd Parquet file at ``path``."""
         path = Path(path)
         partial = path.with_name(path.name + ".partial")
         self.flush()
-        with self._read("write the usage snapshot") as cursor:
+        with self.usage.reading() as cursor:
             cursor.execute(
                 "COPY (SELECT * FROM usage_events ORDER BY hour_bucket) "
                 f"TO {sql_string(str(partial))} (FORMAT parquet, COMPRESSION zstd)"

@@ -41,23 +41,27 @@ def _check_user_field(name: str, value: Any) -> Any:
 
 class UsersMixin(StoreBase):
     def ensure_user(self, user_id: str, role: str = "user") -> dict[str, Any]:
-        """The user's row, created on first contact (an existing user keeps their role)."""
+        """The user's row, created on first contact (an existing user keeps their role).
+
+        Reads first: the row exists on every call but the first, and a read takes no lock.
+        """
         check_text(user_id, "user_id", USER_ID, "an opaque id of letters, digits, _ and -")
         _check_role(role)
-        with self._write("create the user") as cursor:
-            (created,) = cursor.execute(
+        with self._read("read the user") as connection:
+            rows = _user(connection, user_id)
+        if rows:
+            return rows[0]
+        with self._write("create the user") as connection:
+            connection.execute(
                 "INSERT INTO users (user_id, created_at, role) VALUES (?, ?, ?) "
                 "ON CONFLICT DO NOTHING",
                 [user_id, self.clock.now(), role],
-            ).fetchone()
-        if created:  # a fresh account, possibly an id erased earlier in this process
-            self._locked.discard(user_id)
-            self._no_analytics.discard(user_id)
-        return self.get_user(user_id)
+            )
+            return _user(connection, user_id)[0]
 
     def get_user(self, user_id: str) -> dict[str, Any]:
-        with self._read("read the user") as cursor:
-            rows = fetch_dicts(cursor.execute("SELECT * FROM users WHERE user_id = ?", [user_id]))
+        with self._read("read the user") as connection:
+            rows = _user(connection, user_id)
         if not rows:
             raise NotFoundError("No such user.")
         return rows[0]
@@ -65,35 +69,23 @@ class UsersMixin(StoreBase):
     def update_user(self, user_id: str, **fields: Any) -> dict[str, Any]:
         """Change flags, role or profile fields; returns the updated row.
 
-        Setting ``analytics_objection``, ``restricted`` or ``locked`` takes effect for usage
-        events at once; ``locked`` also refuses new records (erasure sets it first).
+        Setting ``analytics_objection``, ``restricted`` or ``locked`` stops usage events at
+        once, in every process; ``locked`` also refuses new records (erasure sets it first).
         """
         if not fields:
             raise ValidationError("update_user: name at least one field to change.")
         values = {name: _check_user_field(name, value) for name, value in fields.items()}
         assignments = ", ".join(f"{name} = ?" for name in values)
-        with self._write("update the user") as cursor:
+        with self._write("update the user", durable=True) as connection:
             rows = fetch_dicts(
-                cursor.execute(
+                connection.execute(
                     f"UPDATE users SET {assignments} WHERE user_id = ? RETURNING *",
                     [*values.values(), user_id],
                 )
             )
         if not rows:
             raise NotFoundError("No such user.")
-        self._note_flags(rows[0])
         return rows[0]
-
-    def _note_flags(self, user: dict[str, Any]) -> None:
-        user_id = user["user_id"]
-        if user["analytics_objection"] or user["restricted"] or user["locked"]:
-            self._no_analytics.add(user_id)
-        else:
-            self._no_analytics.discard(user_id)
-        if user["locked"]:
-            self._locked.add(user_id)
-        else:
-            self._locked.discard(user_id)
 
     # -- consent ledger -----------------------------------------------------------------------
 
@@ -108,10 +100,10 @@ class UsersMixin(StoreBase):
         if not isinstance(policy_version, str) or not policy_version:
             raise ValidationError("policy_version: expected the version of the policy shown.")
         consent_id = new_id()
-        with self._write("record the consent") as cursor:
-            self._require_active_user(cursor, user_id)
+        with self._write("record the consent", durable=True) as connection:
+            self._require_active_user(connection, user_id)
             self._insert(
-                cursor,
+                connection,
                 "consents",
                 {
                     "id": consent_id,
@@ -127,11 +119,11 @@ class UsersMixin(StoreBase):
 
     def consent_history(self, user_id: str, purpose: str | None = None) -> list[dict[str, Any]]:
         """The user's ledger, oldest first, for one purpose or all."""
-        with self._read("read the consent ledger") as cursor:
+        with self._read("read the consent ledger") as connection:
             return fetch_dicts(
-                cursor.execute(
-                    "SELECT * FROM consents WHERE user_id = ? AND (? IS NULL OR purpose = ?) "
-                    "ORDER BY created_at, id",
+                connection.execute(
+                    "SELECT * FROM consents WHERE user_id = ? "
+                    "AND (CAST(? AS TEXT) IS NULL OR purpose = ?) ORDER BY created_at, id",
                     [user_id, purpose, purpose],
                 )
             )
@@ -161,9 +153,9 @@ class UsersMixin(StoreBase):
         check_text(kind, "kind", SLUG, "a request kind such as 'erasure'")
         now = self.clock.now()
         request_id = new_id()
-        with self._write("record the privacy request") as cursor:
+        with self._write("record the privacy request") as connection:
             self._insert(
-                cursor,
+                connection,
                 "privacy_requests",
                 {
                     "id": request_id,
@@ -177,23 +169,27 @@ class UsersMixin(StoreBase):
         return request_id
 
     def complete_privacy_request(self, request_id: str, counts: dict[str, int]) -> None:
-        with self._write("complete the privacy request") as cursor:
-            found = cursor.execute(
+        with self._write("complete the privacy request", durable=True) as connection:
+            found = connection.execute(
                 "UPDATE privacy_requests SET completed_at = ?, counts = ? WHERE id = ?",
                 [self.clock.now(), _check_counts(counts), request_id],
-            ).fetchone()[0]
+            ).rowcount
         if not found:
             raise NotFoundError("No such privacy request.")
 
     def list_privacy_requests(self, limit: int = 100) -> list[dict[str, Any]]:
         """Newest first, for the admin's audit view."""
-        with self._read("read privacy requests") as cursor:
+        with self._read("read privacy requests") as connection:
             return fetch_dicts(
-                cursor.execute(
+                connection.execute(
                     "SELECT * FROM privacy_requests ORDER BY received_at DESC LIMIT ?",
                     [check_limit(limit)],
                 )
             )
+
+
+def _user(connection, user_id: str) -> list[dict[str, Any]]:
+    return fetch_dicts(connection.execute("SELECT * FROM users WHERE user_id = ?", [user_id]))
 
 
 def _check_counts(counts: dict[str, int] | None) -> str | None:
