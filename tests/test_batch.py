@@ -24,11 +24,7 @@ def write_prompts(path, count, extra=()):
 
 
 def usage_statuses(studio) -> Counter:
-    studio.store.flush()
-    with studio.store._read("test") as cursor:
-        return Counter(
-            row[0] for row in cursor.execute("SELECT status FROM usage_events").fetchall()
-        )
+    return Counter(studio.store.usage_events()["status"])
 
 
 def test_runs_every_line_and_resumes(settings, tmp_path):
