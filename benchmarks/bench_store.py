@@ -4,7 +4,7 @@ generation, and an analytics query over the usage events.
     python benchmarks/bench_store.py            # 1k / 10k / 100k generations, 1M events
     python benchmarks/bench_store.py --smoke    # small sizes, a few seconds (CI)
 
-(1) ``privacy.delete_image`` (row, file, audit row, and the scrub that leaves no deleted value
+(1) ``studio.images.delete`` (row, file, audit row, and the scrub that leaves no deleted value
 in the database's files) in stores of 1,000, 10,000 and 100,000 generations, alternating
 between the stores so that the shared machine's noise hits them alike. It must stay flat.
 (2) What a generation costs the store on its hot path, per image: admitting the local user,
@@ -34,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import interleaved  # noqa: E402
 
 from gempix import analytics  # noqa: E402
-from gempix.privacy import delete_image  # noqa: E402
 from gempix.privacy.gate import admit  # noqa: E402
 from gempix.privacy.identity import LOCAL_USER  # noqa: E402
 from gempix.service import Studio  # noqa: E402
@@ -132,16 +131,16 @@ def fdatasync_probe(path: Path):
 
 
 def deletion_costs(work: Path, sizes: list[int], runs: int) -> dict[str, float]:
-    """Median ms of ``privacy.delete_image`` per store size (and MiB of each database), with
+    """Median ms of ``studio.images.delete`` per store size (and MiB of each database), with
     one ``fdatasync`` timed among them: the disk's own floor, as noisy as the deletes."""
     studios = {size: filled_studio(work, size, runs + 1) for size in sizes}
     for studio, ids in studios.values():  # warm each once
-        delete_image(studio, LOCAL_USER, ids.pop())
+        studio.images.delete(LOCAL_USER, ids.pop())
     queues = {size: iter(ids) for size, (_, ids) in studios.items()}
     seconds = interleaved(
         runs,
         **{
-            str(size): lambda s=size: delete_image(studios[s][0], LOCAL_USER, next(queues[s]))
+            str(size): lambda s=size: studios[s][0].images.delete(LOCAL_USER, next(queues[s]))
             for size in sizes
         },
         fdatasync=fdatasync_probe(work / "sync-probe"),
