@@ -1,0 +1,132 @@
+"""The current families as presets, through GemPix's normal paths: the CLI, the Studio,
+batching, sizes, upscaling, metadata, the catalogue, ``auto`` and the memory advisor.
+
+Each tiny family is built once per session (``family_folders``) and loaded once
+(``family_models``); images are 64 px (80x48 at 16:9) with 2 steps."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import family_settings
+from PIL import Image
+
+from gempix.engine.memory import GiB, advice
+from gempix.engine.models import auto_pick
+from gempix.engine.presets import PRESETS
+from gempix.errors import ValidationError
+from gempix.params import GenerationRequest
+from gempix.service import Studio
+
+TINY = ("tiny-flux2-klein", "tiny-z-image", "tiny-qwen-image-edit")
+
+
+@pytest.fixture
+def family_studio(tmp_path, family_folders, family_models):
+    """``family_studio(model)``: a studio on this test's data dir sharing the loaded model."""
+    opened = []
+
+    def open_(model: str) -> Studio:
+        settings = family_settings(tmp_path / "data", family_folders, model)
+        opened.append(Studio(settings, models=family_models(model)))
+        return opened[-1]
+
+    yield open_
+    for studio in opened:
+        studio.close()
+
+
+def pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+@pytest.mark.parametrize("model", TINY)
+def test_generate_through_the_cli_offline_same_seed_same_pixels(
+    cli, tmp_path, family_folders, model
+):
+    data = tmp_path / "data"
+    family_settings(data, family_folders, model)  # the session's build, copied in
+    paths = []
+    for run in ("one", "two"):
+        code, out, err = cli(
+            "generate", "a red fox", "-m", model, "--seed", 11, "-o", tmp_path / run,
+            "--data-dir", data,
+        )  # fmt: skip
+        assert code == 0, err
+        paths.append(out.split()[0])
+        assert "seed=11  64x64" in out
+    assert np.array_equal(pixels(paths[0]), pixels(paths[1])), "same seed, other pixels"
+    meta = json.loads(Image.open(paths[0]).text["gempix"])
+    assert meta["model"] == model and meta["seed"] == 11 and meta["steps"] == 2
+
+
+@pytest.mark.parametrize("model", TINY)
+def test_aspect_upscale_batch_and_metadata(family_studio, model):
+    studio = family_studio(model)
+    result = studio.generate(
+        GenerationRequest(prompt="a fox", seed=3, aspect="16:9", resolution="2k", num_images=2)
+    )
+    first = result.images[0]
+    # 64x64 native pixels at 16:9 in multiples of 16, then upscaled to 2k's 2560x1440
+    assert (first.params["base_width"], first.params["base_height"]) == (80, 48)
+    assert Image.open(first.path).size == (2560, 1440) and first.params["upscaled"]
+    assert [image.seed for image in result.images] == [3, 4]
+    # Requests queued together share one call (or run alone, for an edit model): each image
+    # still matches its own single render.
+    alone = studio.generate(GenerationRequest(prompt="a fox", seed=4))
+    together = studio.render_many(
+        [GenerationRequest(prompt="a fox", seed=4), GenerationRequest(prompt="a cat", seed=9)]
+    )
+    batched = pixels(together[0].images[0].path).astype(int)
+    assert np.abs(batched - pixels(alone.images[0].path)).max() <= 2
+
+
+def test_negative_prompt_img2img_and_detail_are_refused_by_name(family_studio):
+    klein = family_studio("tiny-flux2-klein")
+    with pytest.raises(ValidationError, match="negative_prompt: tiny-flux2-klein reads no"):
+        klein.generate(GenerationRequest(prompt="a fox", negative_prompt="blurry"))
+    with pytest.raises(ValidationError, match="init_image: tiny-flux2-klein has no image-to"):
+        klein.generate(GenerationRequest(prompt="a fox", init_image=Image.new("RGB", (64, 64))))
+    with pytest.raises(ValidationError, match="upscaler: the detail pass"):
+        klein.generate(GenerationRequest(prompt="a fox", resolution="2k", upscaler="detail"))
+
+
+def test_qwen_negative_prompt_switches_true_cfg_on(family_studio):
+    studio = family_studio("tiny-qwen-image-edit")
+    plain = studio.generate(GenerationRequest(prompt="a fox", seed=5, guidance=4.0))
+    negative = studio.generate(
+        GenerationRequest(prompt="a fox", seed=5, guidance=4.0, negative_prompt="red")
+    )
+    assert (pixels(plain.images[0].path) != pixels(negative.images[0].path)).mean() > 0.2
+
+
+def test_catalogue_lists_every_preset_with_its_facts(studio):
+    infos = {info.name: info for info in studio.catalogue()}
+    assert set(infos) == set(PRESETS)
+    klein, qwen, zimage = infos["flux2-klein"], infos["qwen-image-edit"], infos["z-image-turbo"]
+    assert klein.source == "black-forest-labs/FLUX.2-klein-4B" and klein.license == "Apache-2.0"
+    assert (klein.can_edit, klein.references, klein.negative_prompt) == (True, 4, False)
+    assert (qwen.can_edit, qwen.references, zimage.can_edit) == (True, 3, False)
+    assert {klein.previews, qwen.previews, zimage.previews} == {"none"}
+    assert infos["sd-turbo"].previews == "madebyollin/taesd"
+    assert qwen.parameters > 28e9 and qwen.memory_gib["high"] > 48 > qwen.memory_gib["low"]
+    assert infos["tiny-flux2-klein"].source == "built locally"
+
+
+def test_advisor_says_the_edit_model_needs_offload_with_numbers():
+    qwen = PRESETS["qwen-image-edit"]
+    line = advice(qwen, "cuda", 24 * GiB)
+    assert "needs about high 58.0 GiB, balanced 40.1 GiB, low 2.5 GiB; 24.0 GiB free" in line
+    assert "auto picks low (one layer at a time" in line
+    assert "auto picks high" in advice(qwen, "cuda", 80 * GiB)
+    assert "does not fit" in advice(qwen, "cuda", 1 * GiB)
+
+
+def test_auto_picks_from_device_and_free_memory_and_says_why():
+    assert auto_pick("cpu").name == "sd-turbo" and "cpu" in auto_pick("cpu").reason
+    big = auto_pick("cuda", 80 * GiB)
+    assert big.name == "flux2-klein" and "80.0 GiB free" in big.reason
+    assert auto_pick("cuda", 16 * GiB).name == "sdxl-turbo"
+    assert auto_pick("cuda", 3 * GiB).name == "sd-turbo"
