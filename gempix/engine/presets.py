@@ -141,13 +141,15 @@ TINY_FAMILY_NAMES = {
 
 
 def tiny_family(full: ModelPreset) -> ModelPreset:
-    """The tiny build of a current family: the same rules at 64 px and 2 steps, float32."""
+    """The tiny build of a current family: the same rules at 64 px and 2 steps, float32, and
+    guidance at most 1 (Qwen-Image-Edit's true CFG, a second pass per step, only when asked)."""
     return dataclasses.replace(
         full,
         name=TINY_FAMILY_NAMES[full.name],
         repo_id="",  # built locally by gempix.engine.families
         native=(64, 64),
         steps=2,
+        guidance=min(full.guidance, 1.0),
         license=f"{APACHE[0]} (random weights built by GemPix)",
         license_url=APACHE[1],
         description=f"Random weights in the {full.name} architecture, built offline: draws "
