@@ -25,7 +25,6 @@ from .analytics import Analytics, VisitorHasher, make_event
 from .catalogue import ModelInfo, catalogue
 from .characters import Characters
 from .engine import zerogpu
-from .engine.adapters import consistency_score
 from .engine.batching import run_batched
 from .engine.coalesce import Coalescer
 from .engine.detail import DetailJob
@@ -450,7 +449,9 @@ class Studio:
             params = image_params(loaded, styled, resolved, index)
             params.update(refs.params())
             if refs.character is not None:
-                score = consistency_score(loaded, picture, refs.character.embeddings)
+                score = references.consistency_score(
+                    loaded, picture, refs.character, self.settings.hub_timeout
+                )
                 params["consistency"] = round(score, 4)
             done = picture.info.get(UPSCALE_INFO)
             if done:

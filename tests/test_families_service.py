@@ -13,12 +13,14 @@ import pytest
 from conftest import family_settings
 from PIL import Image
 
+from gempix.engine import consistency
 from gempix.engine.calls import call_kwargs
 from gempix.engine.memory import GiB, advice
 from gempix.engine.models import auto_pick
 from gempix.engine.presets import PRESETS
 from gempix.errors import ValidationError
 from gempix.params import GenerationRequest
+from gempix.privacy.identity import LOCAL_USER
 from gempix.service import Studio
 
 TINY = ("tiny-flux2-klein", "tiny-z-image", "tiny-qwen-image-edit")
@@ -139,3 +141,31 @@ def test_auto_picks_from_device_and_free_memory_and_says_why():
     assert big.name == "flux2-klein" and "80.0 GiB free" in big.reason
     assert auto_pick("cuda", 16 * GiB).name == "sdxl-turbo"
     assert auto_pick("cuda", 3 * GiB).name == "sd-turbo"
+
+
+@pytest.mark.parametrize("model", ["tiny-flux2-klein", "tiny-qwen-image-edit"])
+def test_a_saved_character_steers_the_output_and_is_scored(family_studio, model):
+    """The character's saved pictures go to the model as its own reference images, and the
+    score comes from the one scoring encoder every family shares."""
+    studio = family_studio(model)
+    rng = np.random.default_rng(1)
+    faces = [Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)) for _ in "a"]
+    studio.characters.create(LOCAL_USER, "Mira", faces, True)
+    plain = studio.generate(GenerationRequest(prompt="a portrait", seed=7)).images[0]
+    used = studio.generate(GenerationRequest(prompt="a portrait", seed=7, character="Mira"))
+    image = used.images[0]
+    assert (pixels(plain.path) != pixels(image.path)).mean() > 0.2, "the character did nothing"
+    assert plain.params.get("consistency") is None
+    assert -1.0 <= image.params["consistency"] <= 1.0
+    assert image.params["character"]["name"] == "Mira"
+    assert image.params["character"]["references"] == 1
+    # the same way for every family: the shared tiny scorer gives the same number again
+    scorer = consistency.scorer_for(PRESETS[model], studio.settings.models_dir)
+    again = scorer.score(Image.open(image.path), faces)
+    assert again == pytest.approx(image.params["consistency"], abs=1e-3)
+
+
+def test_a_model_without_references_or_adapters_refuses_a_character(family_studio):
+    studio = family_studio("tiny-z-image")
+    with pytest.raises(ValidationError, match="flux2-klein / qwen-image-edit, which read"):
+        studio.generate(GenerationRequest(prompt="a fox", references=(Image.new("RGB", (8, 8)),)))

@@ -56,7 +56,8 @@ def auto_pick(device: str, free_bytes: int | None = None) -> AutoPick:
         need = preset_needs(PRESETS[name], device)["high"] * HEADROOM
         if need <= free:
             return AutoPick(
-                name, f"cuda: {gib(free)} free; {name} fits whole (needs {gib(need)} with headroom)."
+                name,
+                f"cuda: {gib(free)} free; {name} fits whole (needs {gib(need)} with headroom).",
             )
     return AutoPick(
         AUTO_CPU, f"cuda: only {gib(free)} free; {AUTO_CPU} is the smallest preset (offloaded)."

@@ -99,7 +99,8 @@ def _load_arguments(loaded, kinds: tuple[str, ...], face: bool, hub_timeout: flo
     if adapters is None:
         raise ValidationError(
             f"Style references and characters need an IP-Adapter, and none is published for "
-            f"model {preset.name!r}. Choose a model that has one (e.g. sdxl-turbo) or tiny."
+            f"model {preset.name!r}. Choose a model that has one (e.g. sdxl-turbo) or tiny, "
+            "or flux2-klein / qwen-image-edit, which read reference images themselves."
         )
     local_only = adapters_downloaded(adapters)
     if not local_only and not hub_reachable(hub_timeout):
