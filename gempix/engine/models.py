@@ -17,9 +17,9 @@ from typing import Any
 
 from ..errors import ModelUnavailableError
 from ..settings import Settings
+from .families import FAMILIES, build_tiny_family, load_family
 from .fastpaths import fast_paths, warmup
 from .hub import download_hint, hub_reachable, is_downloaded
-from .families import FAMILIES, build_tiny_family, load_family
 from .memory import HEADROOM, apply_mode, gib, preset_needs
 from .presets import AUTO_CPU, AUTO_GPU, PRESETS, ModelPreset, preset_for
 from .runtime import configure_threads, free_device_bytes, on_zerogpu, resolve_device, resolve_dtype
