@@ -93,9 +93,9 @@ def run(
     ``conditioning`` carries style-reference and character embeddings (``adapters``; load
     them first with ``ensure_adapters``), or for a model that reads them natively the
     reference pictures themselves (``conditioning.images``). ``on_preview(step, total,
-    image)`` gets a small PIL preview after every denoising step (``previews``). An upscaled image carries what was
-    done in ``image.info[UPSCALE_INFO]``. A float16 VAE that overflows into a black image is
-    decoded again in float32 (``pipeline.call_pipeline``).
+    image)`` gets a small PIL preview after every denoising step (``previews``). An upscaled
+    image carries what was done in ``image.info[UPSCALE_INFO]``. A float16 VAE that overflows
+    into a black image is decoded again in float32 (``pipeline.call_pipeline``).
     """
     import torch
 
