@@ -190,6 +190,37 @@ class AnalyticsOut(BaseModel):
     reports: dict[str, list[dict[str, Any]]]
 
 
+class ModelOut(BaseModel):
+    """One preset of ``gempix.catalogue``: memory in GiB on a GPU per memory mode."""
+
+    name: str
+    description: str
+    source: str
+    pipeline: str
+    native: tuple[int, int]
+    steps: int
+    guidance: float
+    license: str
+    license_url: str
+    parameters: int
+    dtype: str
+    memory_gib: dict[str, float]
+    can_edit: bool
+    references: int
+    ip_adapter: bool
+    negative_prompt: bool
+    img2img: bool
+    previews: str = Field(description='The live-preview decoder, or "none".')
+    downloaded: bool
+
+
+class ModelsOut(BaseModel):
+    ok: Literal[True] = True
+    auto: str = Field(description="What model=auto picks on this server.")
+    auto_reason: str
+    models: list[ModelOut]
+
+
 class Health(BaseModel):
     ok: Literal[True] = True
     status: Literal["ok"] = "ok"

@@ -20,7 +20,7 @@ from ..settings import Settings
 from .families import FAMILIES, build_tiny_family, load_family
 from .fastpaths import fast_paths, warmup
 from .hub import download_hint, hub_reachable, is_downloaded
-from .memory import HEADROOM, apply_mode, gib, preset_needs
+from .memory import HEADROOM, apply_mode, check_loadable, gib, preset_needs
 from .presets import AUTO_CPU, AUTO_GPU, PRESETS, ModelPreset, preset_for
 from .runtime import configure_threads, free_device_bytes, on_zerogpu, resolve_device, resolve_dtype
 from .tiny import ensure_tiny
@@ -220,6 +220,10 @@ class ModelManager:
             quiet_libraries()
             choice = choose_model(self.settings, device, wanted)
             dtype = resolve_dtype(self.settings.dtype, device, choice.preset)
+            if choice.preset.name in PRESETS and not choice.preset.is_tiny and not on_zerogpu():
+                # before loading (or downloading) tens of GB that cannot fit anyway
+                free = free_device_bytes(device)
+                check_loadable(choice.preset, self.settings.memory, device, free, dtype)
             loaded = LoadedModel(
                 choice.preset, load_pipeline(choice, dtype), device, dtype, choice.notice
             )
