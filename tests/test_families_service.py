@@ -13,7 +13,7 @@ import pytest
 from conftest import family_settings
 from PIL import Image
 
-from gempix.engine import consistency
+from gempix.engine import consistency, tiny_adapters
 from gempix.engine.calls import call_kwargs
 from gempix.engine.memory import GiB, advice
 from gempix.engine.models import auto_pick
@@ -159,13 +159,23 @@ def test_a_saved_character_steers_the_output_and_is_scored(family_studio, model)
     assert -1.0 <= image.params["consistency"] <= 1.0
     assert image.params["character"]["name"] == "Mira"
     assert image.params["character"]["references"] == 1
-    # the same way for every family: the shared tiny scorer gives the same number again
+    # the same way for every family: the shared tiny scorer gives the same number again, and
+    # it is the tiny SD model's adapter encoder (same weights), so scores compare across models
     scorer = consistency.scorer_for(PRESETS[model], studio.settings.models_dir)
     again = scorer.score(Image.open(image.path), faces)
     assert again == pytest.approx(image.params["consistency"], abs=1e-3)
+    assert scorer.id == consistency.encoder_fingerprint(tiny_adapters.build_image_encoder())
 
 
 def test_a_model_without_references_or_adapters_refuses_a_character(family_studio):
     studio = family_studio("tiny-z-image")
     with pytest.raises(ValidationError, match="flux2-klein / qwen-image-edit, which read"):
         studio.generate(GenerationRequest(prompt="a fox", references=(Image.new("RGB", (8, 8)),)))
+
+
+def test_previews_are_none_for_a_family_and_the_image_still_comes(family_studio):
+    previews = []
+    result = family_studio("tiny-z-image").generate(
+        GenerationRequest(prompt="a fox", seed=2), on_preview=lambda *shown: previews.append(shown)
+    )
+    assert previews == [] and Image.open(result.images[0].path).size == (64, 64)

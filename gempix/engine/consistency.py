@@ -14,6 +14,8 @@ model's adapter encoder), built locally beside them: tests score offline.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,7 +38,7 @@ class Scorer:
 
     encoder: Any
     processor: Any
-    id: str  # adapters.loading.encoder_fingerprint: the same weights give the same id
+    id: str  # encoder_fingerprint: the same weights give the same id
 
     def embed(self, images: Sequence[Any]):
         """(n, dim) float32 CPU image embeddings: one encoder pass."""
@@ -63,6 +65,24 @@ def similarity(embedding, references) -> float:
     return max(-1.0, min(1.0, float(score)))
 
 
+def encoder_fingerprint(encoder) -> str:
+    """Identifies an image encoder across processes, devices and dtypes (16 hex digits).
+
+    Hashes the architecture config and the patch-embedding weights rounded to float16, so the
+    same checkpoint gives the same id on CPU float32 and GPU float16, and a different
+    checkpoint (tiny vs ViT-H, or another seed) a different one.
+    """
+    import torch
+
+    config = encoder.config.to_dict()
+    for volatile in ("_name_or_path", "transformers_version", "dtype", "torch_dtype"):
+        config.pop(volatile, None)
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    weight = encoder.vision_model.embeddings.patch_embedding.weight.detach()
+    digest.update(weight.to("cpu", torch.float16).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 _SCORERS: dict[str, Scorer] = {}
 _LOCK = threading.Lock()
 
@@ -82,8 +102,6 @@ def tiny_scorer_folder(models_dir: Path) -> Path:
 
 def _load(source: str, subfolder: str | None, local_only: bool) -> Scorer:
     from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
-
-    from .adapters.loading import encoder_fingerprint
 
     kwargs = {"local_files_only": local_only}
     if subfolder:
