@@ -42,9 +42,6 @@ class ModelInfo:
     previews: str  # the preview decoder, or "none"
     downloaded: bool
 
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 def _here(preset: ModelPreset, models_dir: Path) -> bool:
     if preset.name == "tiny":

@@ -137,23 +137,33 @@ def _native(
     else:
         row, pictures = None, adapters.check_references(request.references)
     used = tuple(pictures[: preset.references])
-    embeddings = adapters.ReferenceEmbeddings(
-        image_embeds=_scorer(loaded, hub_timeout).embed(used),
-        hidden_states=None,
-        encoder=_scorer(loaded, hub_timeout).id,
-    )
+    scorer = _scorer(loaded, hub_timeout)
+    embeddings = adapters.ReferenceEmbeddings(scorer.embed(used), None, scorer.id)
+    one_off = pictures if row is None else None
+    character = character_use(request, row, one_off, request.character_face, embeddings)
+    return Resolved(Conditioning(images=used), character)
+
+
+def character_use(
+    request: GenerationRequest,
+    row: dict | None,
+    one_off: list | None,
+    face: bool,
+    embeddings: ReferenceEmbeddings,
+) -> CharacterUse:
+    """The character a generation uses: the saved ``row`` or the ``one_off`` pictures, at the
+    request's strength, else the saved character's, else the default."""
     strength = request.character_strength
     if strength is None:
         strength = (row or {}).get("strength")
-    character = CharacterUse(
+    return CharacterUse(
         id=row["id"] if row else None,
         name=row["name"] if row else None,
         strength=DEFAULT_CHARACTER_STRENGTH if strength is None else float(strength),
-        face=request.character_face,
+        face=face,
         embeddings=embeddings,
-        sha256=tuple(pixel_digest(image) for image in pictures) if row is None else (),
+        sha256=tuple(pixel_digest(image) for image in one_off or ()),
     )
-    return Resolved(Conditioning(images=used), character)
 
 
 def resolve(
@@ -195,17 +205,7 @@ def resolve(
             embeddings = saved_embeddings(store, loaded, user_id, row)
         else:
             embeddings = adapters.embed_images(loaded, one_off)
-        strength = request.character_strength
-        if strength is None:
-            strength = (row or {}).get("strength")
-        character = CharacterUse(
-            id=row["id"] if row else None,
-            name=row["name"] if row else None,
-            strength=DEFAULT_CHARACTER_STRENGTH if strength is None else float(strength),
-            face=face,
-            embeddings=embeddings,
-            sha256=tuple(pixel_digest(image) for image in one_off or ()),
-        )
+        character = character_use(request, row, one_off, face, embeddings)
     conditioning = Conditioning(
         style=style,
         style_strength=float(request.style_strength),

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..catalogue import ModelInfo
 from ..params import MAX_CHARACTER_CHARS, MAX_REFERENCES, GenerationRequest, field_range
 
 BASE64 = "base64 (PNG, JPEG, WebP; a data: URL is accepted too)"
@@ -190,35 +191,14 @@ class AnalyticsOut(BaseModel):
     reports: dict[str, list[dict[str, Any]]]
 
 
-class ModelOut(BaseModel):
-    """One preset of ``gempix.catalogue``: memory in GiB on a GPU per memory mode."""
-
-    name: str
-    description: str
-    source: str
-    pipeline: str
-    native: tuple[int, int]
-    steps: int
-    guidance: float
-    license: str
-    license_url: str
-    parameters: int
-    dtype: str
-    memory_gib: dict[str, float]
-    can_edit: bool
-    references: int
-    ip_adapter: bool
-    negative_prompt: bool
-    img2img: bool
-    previews: str = Field(description='The live-preview decoder, or "none".')
-    downloaded: bool
-
-
 class ModelsOut(BaseModel):
     ok: Literal[True] = True
     auto: str = Field(description="What model=auto picks on this server.")
     auto_reason: str
-    models: list[ModelOut]
+    models: list[ModelInfo] = Field(
+        description="Each preset (gempix/catalogue.py): previews is the live-preview decoder "
+        'or "none"; memory_gib is per memory mode on a GPU.'
+    )
 
 
 class Health(BaseModel):

@@ -11,7 +11,7 @@ from ...keys import KeyInfo
 from ..auth import anonymous, caller
 from ..context import API_PREFIX, ApiContext, context
 from ..docs_page import render_docs
-from ..schemas import Health, ModelOut, ModelsOut
+from ..schemas import Health, ModelsOut
 from .common import AUTHED, errors
 
 router = APIRouter(prefix=API_PREFIX, tags=["meta"])
@@ -39,7 +39,7 @@ def list_models(info: KeyInfo = Depends(caller), ctx: ApiContext = Depends(conte
     return ModelsOut(
         auto=pick.name,
         auto_reason=pick.reason,
-        models=[ModelOut(**model.as_dict()) for model in ctx.studio.catalogue()],
+        models=ctx.studio.catalogue(),
     )
 
 
