@@ -15,10 +15,11 @@ from PIL import Image
 
 from gempix.engine import consistency, tiny_adapters
 from gempix.engine.calls import call_kwargs
-from gempix.engine.memory import GiB, advice
+from gempix.engine.memory import GiB, advice, check_loadable
 from gempix.engine.models import auto_pick
-from gempix.engine.presets import PRESETS
-from gempix.errors import ValidationError
+from gempix.engine.pipeline import task_pipeline
+from gempix.engine.presets import PRESETS, can_edit, takes_references
+from gempix.errors import ModelUnavailableError, ValidationError
 from gempix.params import GenerationRequest
 from gempix.privacy.identity import LOCAL_USER
 from gempix.service import Studio
@@ -133,6 +134,24 @@ def test_advisor_says_the_edit_model_needs_offload_with_numbers():
     assert "auto picks low (one layer at a time" in line
     assert "auto picks high" in advice(qwen, "cuda", 80 * GiB)
     assert "does not fit" in advice(qwen, "cuda", 1 * GiB)
+    with pytest.raises(ModelUnavailableError, match=r"58.0 GiB .* Use --memory low"):
+        check_loadable(qwen, "high", "cuda", 24 * GiB)
+    assert check_loadable(qwen, "auto", "cuda", 24 * GiB) == "low"
+
+
+def test_the_engine_api_for_editing(family_models):
+    """What the edit feature builds on: which presets edit or read references, and a family's
+    task pipeline over the loaded weights (no second copy)."""
+    assert can_edit("flux2-klein") and can_edit("qwen-image-edit") and not can_edit("sdxl")
+    assert takes_references("tiny-flux2-klein") and not takes_references("z-image-turbo")
+    loaded = family_models("tiny-flux2-klein").get()
+    inpaint = task_pipeline(loaded, "inpaint")
+    assert type(inpaint).__name__ == "Flux2KleinInpaintPipeline"
+    assert inpaint.transformer is loaded.pipe.transformer
+    assert task_pipeline(loaded, "inpaint") is inpaint
+    assert task_pipeline(loaded, "text2image") is loaded.pipe
+    with pytest.raises(ValidationError, match="task for tiny-flux2-klein must be one of"):
+        task_pipeline(loaded, "img2img")
 
 
 def test_auto_picks_from_device_and_free_memory_and_says_why():
