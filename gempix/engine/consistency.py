@@ -75,7 +75,14 @@ def encoder_fingerprint(encoder) -> str:
     import torch
 
     config = encoder.config.to_dict()
-    for volatile in ("_name_or_path", "transformers_version", "dtype", "torch_dtype"):
+    # what saving and loading adds or changes, not what the network is
+    for volatile in (
+        "_name_or_path",
+        "architectures",
+        "transformers_version",
+        "dtype",
+        "torch_dtype",
+    ):
         config.pop(volatile, None)
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     weight = encoder.vision_model.embeddings.patch_embedding.weight.detach()
