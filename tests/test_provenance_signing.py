@@ -13,7 +13,7 @@ from PIL import Image
 from gempix import __version__
 from gempix.errors import ProvenanceError
 from gempix.metadata import AI_SOURCE_TYPE, save_png
-from gempix.provenance import ManifestFacts, Parent, local_credentials, sign, verify_image
+from gempix.provenance import Ingredient, ManifestFacts, local_credentials, sign, verify_image
 from gempix.provenance.reading import read_c2pa
 from gempix.provenance.samples import photograph
 
@@ -104,7 +104,10 @@ def test_prompt_and_training_follow_the_facts(credentials):
 def test_edit_manifest_lists_its_parent_ingredient(fmt, credentials):
     source = sign(encoded("PNG"), FACTS, credentials)
     facts = dataclasses.replace(
-        FACTS, parent=Parent(source, "source.png"), action="c2pa.resized", ai_edit=False
+        FACTS,
+        ingredients=(Ingredient(source, "source.png"),),
+        action="c2pa.resized",
+        ai_edit=False,
     )
     edited = sign(encoded(fmt, 256), facts, credentials)
     store = reader_store(edited, FORMATS[fmt])
