@@ -279,6 +279,15 @@ def test_api_serves_the_signed_bytes_as_stored(api, studio):
     manifest_of(download.content)
 
 
+def test_api_image_to_image_chains_to_the_sources_manifest(api, made):
+    body = {"prompt": "a fox", "seed": 2, "steps": 2, "init_image": b64(made.path.read_bytes())}
+    response = api.post("/generate", json=body, headers={"Accept": "image/png"})
+    assert response.status_code == 200, response.text
+    store, manifest = manifest_of(response.content)
+    assert actions(manifest) == ["c2pa.opened", "c2pa.edited"]
+    assert actions(parent_of(store, manifest)) == ["c2pa.created"]  # the upload's own manifest
+
+
 def test_api_verify_reports_every_mark(api, made):
     response = api.post("/verify", json={"image": b64(made.path.read_bytes())})
     assert response.status_code == 200, response.text
