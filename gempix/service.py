@@ -22,21 +22,21 @@ from typing import Any
 
 from . import __version__, references
 from .analytics import Analytics, VisitorHasher, make_event
+from .catalogue import ModelInfo, catalogue
 from .characters import Characters
 from .content_credentials import ContentCredentials, Source, request_sources
 from .engine import zerogpu
-from .engine.adapters import consistency_score
 from .engine.batching import run_batched
 from .engine.coalesce import Coalescer
 from .engine.detail import DetailJob
 from .engine.esrgan import download_default
 from .engine.generate import Progress, prompt_warnings
-from .engine.models import LoadedModel, ModelManager, is_downloaded
+from .engine.models import AutoPick, LoadedModel, ModelManager, auto_pick
 from .engine.models import download as download_model
-from .engine.presets import AUTO_CPU, AUTO_GPU, PRESETS, ModelPreset
+from .engine.presets import ModelPreset
 from .engine.previews import OnPreview
 from .engine.request import Plan, plan
-from .engine.tiny import is_built
+from .engine.runtime import resolve_device
 from .engine.upscale import UPSCALE_INFO, Upscaler, check_backend, upscale_target, upscaler_for
 from .errors import GemPixError, ValidationError
 from .gallery import Images
@@ -212,15 +212,14 @@ class Studio:
     def model(self) -> LoadedModel:
         return self.models.get()
 
-    AUTO_MODELS = {"gpu": AUTO_GPU, "cpu": AUTO_CPU}  # what ``auto`` means, by hardware
+    def catalogue(self) -> list[ModelInfo]:
+        """Every model preset: size, memory per mode, license, what it reads, whether it is
+        on this machine (``gempix.catalogue``)."""
+        return catalogue(self.settings.models_dir)
 
-    def catalogue(self) -> list[tuple[ModelPreset, bool]]:
-        """Every model preset and whether it is on this machine (built, or in the Hub cache)."""
-        tiny = is_built(self.settings.models_dir / "tiny")
-        return [
-            (preset, tiny if preset.is_tiny else is_downloaded(preset.repo_id))
-            for preset in PRESETS.values()
-        ]
+    def auto_pick(self) -> AutoPick:
+        """What ``--model auto`` picks on this machine's device and free memory, and why."""
+        return auto_pick(resolve_device(self.settings.device))
 
     def download(self, model: str) -> str:
         """Fetch ``model`` (a preset, a repo id, or ``esrgan``) for offline use; where it went."""
@@ -456,7 +455,9 @@ class Studio:
             params = image_params(loaded, styled, resolved, index)
             params.update(refs.params())
             if refs.character is not None:
-                score = consistency_score(loaded, picture, refs.character.embeddings)
+                score = references.consistency_score(
+                    loaded, picture, refs.character, self.settings.hub_timeout
+                )
                 params["consistency"] = round(score, 4)
             done = picture.info.get(UPSCALE_INFO)
             if done:

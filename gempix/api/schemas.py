@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..catalogue import ModelInfo
 from ..params import MAX_CHARACTER_CHARS, MAX_REFERENCES, GenerationRequest, field_range
 
 BASE64 = "base64 (PNG, JPEG, WebP; a data: URL is accepted too)"
@@ -226,6 +227,16 @@ class VerifyOut(BaseModel):
     gempix_params: dict[str, Any] | None = Field(description="GemPix's parameters chunk, if any.")
     marks: list[str] = Field(description="Marks present (c2pa, iptc, watermark, gempix_params).")
     lines: list[str] = Field(description="The report in plain sentences.")
+
+
+class ModelsOut(BaseModel):
+    ok: Literal[True] = True
+    auto: str = Field(description="What model=auto picks on this server.")
+    auto_reason: str
+    models: list[ModelInfo] = Field(
+        description="Each preset (gempix/catalogue.py): previews is the live-preview decoder "
+        'or "none"; memory_gib is per memory mode on a GPU.'
+    )
 
 
 class Health(BaseModel):
