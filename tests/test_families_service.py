@@ -182,7 +182,8 @@ def test_a_saved_character_steers_the_output_and_is_scored(family_studio, model)
     # it is the tiny SD model's adapter encoder (same weights), so scores compare across models
     scorer = consistency.scorer_for(PRESETS[model], studio.settings.models_dir)
     again = scorer.score(Image.open(image.path), faces)
-    assert again == pytest.approx(image.params["consistency"], abs=1e-3)
+    # (the file carries the invisible watermark, added after scoring: docs/provenance.md)
+    assert again == pytest.approx(image.params["consistency"], abs=1e-2)
     assert scorer.id == consistency.encoder_fingerprint(tiny_adapters.build_image_encoder())
 
 
