@@ -82,14 +82,20 @@ class Images:
     def download(
         self, user_id: str, image_id: str, fmt: str, out_dir: str | Path, quality: int = 90
     ) -> Path:
-        """The image as ``<image_id>.<ext>`` in ``out_dir`` (PNG: the stored bytes), registered
-        as a copy of the image, so deleting the image or the user deletes it too."""
+        """The image as ``<image_id>.<ext>`` in ``out_dir`` (PNG: the stored bytes; JPEG and
+        WebP: converted, then C2PA-signed as a transcoded copy of the PNG), registered as a
+        copy of the image, so deleting the image or the user deletes it too."""
         target = check_format(fmt)
         row = self.get(user_id, image_id)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         path = out / f"{row['id']}.{EXTENSIONS[target]}"
-        path.write_bytes(export_image(row["file_path"], target, quality))
+        data = export_image(row["file_path"], target, quality)
+        if target != "PNG":  # the stored PNG is signed already; a conversion is signed here
+            stored = Path(row["file_path"])
+            params = row.get("params") or {}
+            data = self.studio.provenance.sign_copy(data, stored, params, user_id=user_id)
+        path.write_bytes(data)
         self.studio.served.add(user_id, [row["id"]], path)
         return path
 

@@ -127,6 +127,7 @@ def serve(
     _check_tls(ssl_certfile, ssl_keyfile)
     studio = Studio(settings)
     try:
+        studio.provenance.check()  # a bad GEMPIX_C2PA_CERT/KEY stops here, not at an image
         app = build_server(studio, config=config, mcp=mcp)
         if settings.warmup:
             print("Warming up the model before serving...", flush=True)

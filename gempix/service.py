@@ -24,6 +24,7 @@ from . import __version__, references
 from .analytics import Analytics, VisitorHasher, make_event
 from .catalogue import ModelInfo, catalogue
 from .characters import Characters
+from .content_credentials import ContentCredentials, Source, request_sources
 from .engine import zerogpu
 from .engine.batching import run_batched
 from .engine.coalesce import Coalescer
@@ -41,7 +42,6 @@ from .errors import GemPixError, ValidationError
 from .gallery import Images
 from .images import load_image
 from .keys import Keys
-from .metadata import save_png
 from .params import GenerationRequest
 from .privacy.files import ServedCopies
 from .privacy.identity import LOCAL_USER
@@ -188,6 +188,7 @@ class Studio:
         self.privacy = Privacy(self)
         self.keys = Keys(self)
         self.analytics = Analytics(self)
+        self.provenance = ContentCredentials(self)
 
     @property
     def store(self) -> Store:
@@ -293,11 +294,15 @@ class Studio:
             ai_generated=True,
         )
         image_id = uuid.uuid4().hex
-        path = save_png(
-            result,
-            self.settings.images_dir / user_id / f"{image_id}.png",
+        facts = self.provenance.facts(
+            user_id,
             params,
-            include_prompt=self.settings.metadata_prompt,
+            [Source(source["file_path"], "upscale source")],
+            action="c2pa.edited" if done["backend"] == "detail" else "c2pa.resized",
+            ai_edit=done["backend"] == "detail",  # the detail pass redraws with the model
+        )
+        path = self.provenance.save(
+            result, self.settings.images_dir / user_id / f"{image_id}.png", params, facts
         )
         image = GeneratedImage(image_id, path, params["seed"], *result.size, params)
         duration_ms = (time.perf_counter() - started) * 1000
@@ -441,9 +446,10 @@ class Studio:
         return _Job(loaded, styled, resolved, warnings, refs, started)
 
     def _save(self, job: _Job, pictures: list, user_id: str) -> GenerationResult:
-        """Save the pictures of ``job`` as PNGs carrying their parameters."""
+        """Save the pictures of ``job`` as PNGs carrying their parameters, watermarked and
+        signed (``studio.provenance``; the images of one request share their manifest facts)."""
         loaded, styled, resolved, refs = job.loaded, job.styled, job.plan, job.refs
-        images = []
+        images, facts = [], None
         for index, picture in enumerate(pictures):
             image_id = uuid.uuid4().hex
             params = image_params(loaded, styled, resolved, index)
@@ -456,11 +462,9 @@ class Studio:
             done = picture.info.get(UPSCALE_INFO)
             if done:
                 params.update(upscaler=done["backend"], upscale=done)
-            path = save_png(
-                picture,
-                self.settings.images_dir / user_id / f"{image_id}.png",
-                params,
-                include_prompt=self.settings.metadata_prompt,
+            facts = facts or self.provenance.facts(user_id, params, request_sources(styled))
+            path = self.provenance.save(
+                picture, self.settings.images_dir / user_id / f"{image_id}.png", params, facts
             )
             images.append(GeneratedImage(image_id, path, params["seed"], *picture.size, params))
         return GenerationResult(

@@ -193,6 +193,19 @@ class Settings:
         "Server secret for user ids; empty generates one into the data dir (mode 0600).",
         str,
     )
+    c2pa_cert: str = setting(
+        "",
+        ("GEMPIX_C2PA_CERT",),
+        "PEM certificate chain (signing certificate first) for the C2PA manifests of every "
+        "image; empty: a local CA and signer made once in the data dir (valid, but untrusted).",
+        str,
+    )
+    c2pa_key: str = setting(
+        "",
+        ("GEMPIX_C2PA_KEY",),
+        "Unencrypted PEM private key of GEMPIX_C2PA_CERT (both or neither).",
+        str,
+    )
     rate_generate: str = setting(
         "10/minute",
         ("GEMPIX_RATE_GENERATE",),

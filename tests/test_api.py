@@ -138,6 +138,7 @@ MATRIX = [
     ("GET", "/images", {}, 200, 200),
     ("GET", f"/images/{MISSING}", {}, 404, 404),
     ("DELETE", f"/images/{MISSING}", {}, 404, 404),
+    ("POST", "/verify", {"json": {"image": "not base64!"}}, 400, 400),
     ("GET", "/styles", {}, 200, 200),
     ("GET", "/models", {}, 200, 200),
     ("GET", "/characters", {}, 200, 200),

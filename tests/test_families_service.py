@@ -182,7 +182,8 @@ def test_a_saved_character_steers_the_output_and_is_scored(family_studio, tiny_f
     # it is the tiny SD model's adapter encoder (same weights), so scores compare across models
     scorer = consistency.scorer_for(PRESETS[model], studio.settings.models_dir)
     again = scorer.score(Image.open(image.path), faces)
-    assert again == pytest.approx(image.params["consistency"], abs=1e-3)
+    # (the file carries the invisible watermark, added after scoring: docs/provenance.md)
+    assert again == pytest.approx(image.params["consistency"], abs=1e-2)
     sd_encoder = CLIPVisionModelWithProjection.from_pretrained(
         tiny_folder / tiny_adapters.FOLDER / tiny_adapters.ENCODER_FOLDER
     )

@@ -13,7 +13,7 @@ from PIL import Image
 from gempix import __version__
 from gempix.errors import ProvenanceError
 from gempix.metadata import AI_SOURCE_TYPE, save_png
-from gempix.provenance import ManifestFacts, Parent, local_credentials, sign, verify_image
+from gempix.provenance import Ingredient, ManifestFacts, local_credentials, sign, verify_image
 from gempix.provenance.reading import read_c2pa
 from gempix.provenance.samples import photograph
 
@@ -104,7 +104,10 @@ def test_prompt_and_training_follow_the_facts(credentials):
 def test_edit_manifest_lists_its_parent_ingredient(fmt, credentials):
     source = sign(encoded("PNG"), FACTS, credentials)
     facts = dataclasses.replace(
-        FACTS, parent=Parent(source, "source.png"), action="c2pa.resized", ai_edit=False
+        FACTS,
+        ingredients=(Ingredient(source, "source.png"),),
+        action="c2pa.resized",
+        ai_edit=False,
     )
     edited = sign(encoded(fmt, 256), facts, credentials)
     store = reader_store(edited, FORMATS[fmt])
@@ -119,6 +122,28 @@ def test_edit_manifest_lists_its_parent_ingredient(fmt, credentials):
     assert [a["action"] for a in actions["data"]["actions"]] == ["c2pa.opened", "c2pa.resized"]
     chain = verify_image(edited).c2pa.chain
     assert [m.actions[0] for m in chain] == ["c2pa.opened", "c2pa.created"]
+
+
+def test_a_creation_lists_the_pictures_a_model_was_shown(credentials):
+    reference = Ingredient(encoded("PNG", 64), "style reference", "inputTo")
+    signed = sign(encoded("PNG"), dataclasses.replace(FACTS, ingredients=(reference,)), credentials)
+    store = reader_store(signed, "image/png")
+    assert failure_codes(store) == ["signingCredential.untrusted"]
+    manifest = active(store)
+    assert [(i["title"], i["relationship"]) for i in manifest["ingredients"]] == [
+        ("style reference", "inputTo")
+    ]
+    assert "thumbnail" not in manifest["ingredients"][0]  # no copy of a user's picture
+    actions = next(a for a in manifest["assertions"] if a["label"] == "c2pa.actions.v2")
+    assert [a["action"] for a in actions["data"]["actions"]] == ["c2pa.created"]
+
+
+def test_ingredient_rules_are_checked():
+    with pytest.raises(ValueError, match="relationship"):
+        Ingredient(b"", "x", "siblingOf")
+    parent = Ingredient(b"", "a")
+    with pytest.raises(ValueError, match="at most one parentOf"):
+        dataclasses.replace(FACTS, ingredients=(parent, parent))
 
 
 def _pixel_data_offset(data: bytes, fmt: str) -> int:

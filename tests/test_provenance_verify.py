@@ -11,10 +11,9 @@ from PIL import Image
 from gempix.errors import ValidationError
 from gempix.export import export_image
 from gempix.metadata import AI_SOURCE_TYPE, save_png
-from gempix.provenance import ManifestFacts, Provenance, verify_image
+from gempix.provenance import GEMPIX_IDENTIFIER, ManifestFacts, Provenance, verify_image
 from gempix.provenance.samples import photograph
 
-IMAGE_ID = "5eed1234" + "0" * 24
 PARAMS = {"prompt": "a red fox in snow", "model": "sd-turbo", "seed": 7, "ai_generated": True}
 FACTS = ManifestFacts(model="sd-turbo", prompt="a red fox in snow", include_prompt=True)
 
@@ -24,7 +23,7 @@ def gempix_png(tmp_path_factory):
     """An image made the way the service will: watermark, encode with metadata, sign last."""
     folder = tmp_path_factory.mktemp("verify")
     provenance = Provenance.from_paths(folder / "provenance")
-    picture = provenance.watermark(photograph(1, 512), IMAGE_ID)
+    picture = provenance.watermark(photograph(1, 512))
     path = save_png(
         picture,
         folder / "image.png",
@@ -47,12 +46,13 @@ def test_gempix_image_reports_every_mark(gempix_png):
     assert manifest.digital_source_types == (AI_SOURCE_TYPE,)
     assert manifest.gempix["prompt"] == "a red fox in snow"
     assert report.ai_disclosed and report.iptc_source_type == AI_SOURCE_TYPE
-    assert report.watermark.found and report.watermark.identifier == 0x5EED1234
+    assert report.watermark.found and report.gempix_watermark
     assert report.gempix_params == PARAMS
     assert (report.format, report.width, report.height) == ("PNG", 512, 512)
     text = "\n".join(report.lines())
-    assert "C2PA: untrusted" in text and "identifier 5eed1234" in text
-    assert json.loads(json.dumps(report.to_dict()))["watermark"]["identifier"] == "5eed1234"
+    assert "C2PA: untrusted" in text and "GemPix's invisible watermark found" in text
+    watermark = json.loads(json.dumps(report.to_dict()))["watermark"]
+    assert watermark["identifier"] == "47505831" and watermark["gempix"] is True
 
 
 def test_stripped_copy_still_carries_the_watermark(gempix_png):
@@ -65,7 +65,7 @@ def test_stripped_copy_still_carries_the_watermark(gempix_png):
     assert report.marks == ["watermark"]
     assert report.c2pa.status == "absent" and report.iptc_source_type is None
     assert report.gempix_params is None and not report.ai_disclosed
-    assert report.watermark.identifier == 0x5EED1234
+    assert report.watermark.identifier == GEMPIX_IDENTIFIER
 
 
 def test_foreign_image_says_it_carries_nothing():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gempix.provenance import detect, embed, identifier_for, payload
+from gempix.provenance import GEMPIX_IDENTIFIER, Provenance, detect, embed, payload
 from gempix.provenance.samples import COPIES, photograph, samples, texture
 
 IDENTIFIER = 0xC0FFEE12
@@ -62,15 +62,17 @@ def test_other_identifiers_and_modes_round_trip():
     assert detect(marked).identifier == 0
     grey = embed(photograph(4, 512).convert("L"), 0xFFFFFFFF)
     assert grey.mode == "L" and detect(grey).identifier == 0xFFFFFFFF
-    assert detect(embed(photograph(1, 512), identifier_for("0123abcd" + "e" * 24))).identifier == (
-        0x0123ABCD
-    )
+
+
+def test_the_service_marks_every_image_with_the_one_gempix_identifier(tmp_path):
+    marked = Provenance.from_paths(tmp_path).watermark(photograph(1, 512))
+    assert detect(marked).identifier == GEMPIX_IDENTIFIER == int.from_bytes(b"GPX1", "big")
 
 
 @pytest.mark.slow
 def test_marking_an_upscale_again_with_the_source_identifier_keeps_it():
     """A 2x upscale of a 1024 px image lays the old mark exactly on the new tile grid; the
-    service re-marks derivatives with their source's identifier (gempix/provenance/stamp.py)."""
+    service marks every image with the same identifier (gempix/provenance/stamp.py)."""
     upscaled = embed(photograph(1, 1024), IDENTIFIER).resize((2048, 2048), Image.LANCZOS)
     found = detect(embed(upscaled, IDENTIFIER))
     assert found.found and found.identifier == IDENTIFIER
@@ -88,7 +90,6 @@ def test_identifier_is_checked():
         embed(photograph(0, 64), 1 << 32)
     with pytest.raises(TypeError, match="expected an int"):
         embed(photograph(0, 64), "7")  # type: ignore[arg-type]
-    assert identifier_for("not-hex-at-all") == identifier_for("not-hex-at-all")
 
 
 def test_message_code_corrects_noise_and_rejects_random_words():

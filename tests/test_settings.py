@@ -78,7 +78,7 @@ def readme_settings() -> dict[tuple[str, ...], str]:
     for line in section.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) == 3 and cells[0].startswith("`"):
-            rows[tuple(re.findall(r"`([A-Z_]+)`", cells[0]))] = cells[1].strip("`")
+            rows[tuple(re.findall(r"`([A-Z][A-Z0-9_]*)`", cells[0]))] = cells[1].strip("`")
     return rows
 
 

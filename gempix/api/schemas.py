@@ -191,6 +191,44 @@ class AnalyticsOut(BaseModel):
     reports: dict[str, list[dict[str, Any]]]
 
 
+class VerifyBody(Body):
+    image: str = Field(description=f"The image to check, {BASE64}; any image, not only GemPix's.")
+
+
+class C2paOut(BaseModel):
+    status: Literal["absent", "invalid", "untrusted", "valid"] = Field(
+        description="absent: no manifest; invalid: changed after signing; untrusted: intact, "
+        "signer on no trust list (GemPix's local CA); valid: intact and trusted."
+    )
+    codes: list[str] = Field(description="C2PA failure codes, e.g. signingCredential.untrusted.")
+    message: str
+    chain: list[dict[str, Any]] = Field(
+        description="The active manifest, then those of its ingredients: title, claim "
+        "generator, signer, actions, digital source types, ingredients, training-mining."
+    )
+
+
+class WatermarkOut(BaseModel):
+    found: bool = Field(description="A mark in GemPix's layout was decoded.")
+    gempix: bool = Field(description="It is GemPix's own identifier (GPX1).")
+    identifier: str | None = Field(description="The decoded 32-bit identifier, hex.")
+    score: float = Field(description="Sync peak in standard deviations; found needs >= 6.")
+
+
+class VerifyOut(BaseModel):
+    ok: Literal[True] = True
+    format: str
+    width: int
+    height: int
+    c2pa: C2paOut
+    iptc_source_type: str | None = Field(description="IPTC DigitalSourceType in XMP, if any.")
+    ai_disclosed: bool = Field(description="The XMP says trainedAlgorithmicMedia.")
+    watermark: WatermarkOut
+    gempix_params: dict[str, Any] | None = Field(description="GemPix's parameters chunk, if any.")
+    marks: list[str] = Field(description="Marks present (c2pa, iptc, watermark, gempix_params).")
+    lines: list[str] = Field(description="The report in plain sentences.")
+
+
 class ModelsOut(BaseModel):
     ok: Literal[True] = True
     auto: str = Field(description="What model=auto picks on this server.")

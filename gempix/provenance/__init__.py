@@ -5,7 +5,7 @@ pictures and bytes. See docs/provenance.md for what each mark is, what removes i
 keys are managed.
 
     prov = Provenance.from_paths(data_dir / "provenance")   # or operator PEM paths
-    picture = prov.watermark(picture, image_id)              # 1. pixels
+    picture = prov.watermark(picture)                        # 1. pixels
     save_png(picture, path, params, include_prompt,          # 2. encode with metadata
              finish=lambda data: prov.sign(data, facts))     # 3. sign the bytes, last
     verify_image(path).lines()
@@ -13,25 +13,25 @@ keys are managed.
 
 from .credentials import Credentials, load_credentials, local_credentials, resolve_credentials
 from .detection import Detection, detect
-from .manifest import ManifestFacts, Parent
+from .manifest import Ingredient, ManifestFacts
 from .reading import C2paCheck, ManifestSummary
 from .signing import media_type, sign
-from .stamp import Provenance, identifier_for
+from .stamp import GEMPIX_IDENTIFIER, Provenance
 from .verify import VerifyReport, verify_image
 from .watermark import embed
 
 __all__ = [
+    "GEMPIX_IDENTIFIER",
+    "Ingredient",
     "C2paCheck",
     "Credentials",
     "Detection",
     "ManifestFacts",
     "ManifestSummary",
-    "Parent",
     "Provenance",
     "VerifyReport",
     "detect",
     "embed",
-    "identifier_for",
     "load_credentials",
     "local_credentials",
     "media_type",

@@ -7,7 +7,8 @@ training consent at the time: ``notAllowed`` for everything unless they opted in
 ``constrained`` to training by the operator who made the image (the consent covers GemPix,
 not every crawler). A new image is CREATE with the IPTC digital source type
 ``trainedAlgorithmicMedia``; an edit, upscale or image-to-image result is EDIT with its
-source as the ``parentOf`` ingredient, so the chain of an image can be read back.
+source as the ``parentOf`` ingredient, so the chain of an image can be read back; pictures a
+model was shown (references, masks) are ``inputTo`` ingredients.
 """
 
 from __future__ import annotations
@@ -29,22 +30,38 @@ CONSENTED_TRAINING = "Training by the GemPix operator that made this image, as t
 EDIT_ACTIONS = ("c2pa.edited", "c2pa.resized", "c2pa.transcoded")
 
 
+RELATIONSHIPS = ("parentOf", "componentOf", "inputTo")
+
+
 @dataclasses.dataclass(frozen=True)
-class Parent:
-    """The source of an edit: its encoded bytes (their own C2PA manifest, if any, is kept in
-    the chain) and a title for people reading the chain."""
+class Ingredient:
+    """A picture an image was made from: its encoded bytes (their own C2PA manifest, if any,
+    is kept in the chain), a title for people reading the chain, and how it was used.
+
+    ``parentOf``: the image this one is an edit of (an upscale's or image-to-image's source;
+    at most one). ``inputTo``: a picture a model was shown (a style or character reference, a
+    mask). ``componentOf``: a picture composed into this one.
+    """
 
     data: bytes
     title: str = "source image"
+    relationship: str = "parentOf"
+
+    def __post_init__(self):
+        if self.relationship not in RELATIONSHIPS:
+            raise ValueError(
+                f"relationship: {self.relationship!r} is not one of {', '.join(RELATIONSHIPS)}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
 class ManifestFacts:
     """Facts about one image, known to the caller; nothing here is looked up.
 
-    ``parent`` makes the manifest an EDIT; ``action`` then says what happened to it
-    (``c2pa.edited`` for image-to-image and edits, ``c2pa.resized`` for upscales), and
-    ``ai_edit`` whether a generative model did it.
+    A ``parentOf`` ingredient makes the manifest an EDIT; ``action`` then says what happened
+    to it (``c2pa.edited`` for image-to-image and edits, ``c2pa.resized`` for upscales), and
+    ``ai_edit`` whether a generative model did it. Without one it is a CREATE; other
+    ingredients are listed either way.
     """
 
     model: str
@@ -52,7 +69,7 @@ class ManifestFacts:
     prompt: str = ""
     include_prompt: bool = False
     training_allowed: bool = False
-    parent: Parent | None = None
+    ingredients: tuple[Ingredient, ...] = ()
     action: str = "c2pa.edited"
     ai_edit: bool = True
     title: str = "GemPix image"
@@ -61,6 +78,12 @@ class ManifestFacts:
     def __post_init__(self):
         if self.action not in EDIT_ACTIONS:
             raise ValueError(f"action: {self.action!r} is not one of {', '.join(EDIT_ACTIONS)}")
+        if sum(item.relationship == "parentOf" for item in self.ingredients) > 1:
+            raise ValueError("ingredients: an image has at most one parentOf ingredient")
+
+    @property
+    def is_edit(self) -> bool:
+        return any(item.relationship == "parentOf" for item in self.ingredients)
 
 
 def training_assertion(allowed: bool) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import c2pa
 
 from ..errors import ProvenanceError
 from .credentials import Credentials
-from .manifest import ManifestFacts, edit_action, manifest_definition
+from .manifest import Ingredient, ManifestFacts, edit_action, manifest_definition
 
 OFFLINE_SETTINGS = {
     # verify_after_sign: a key that does not match its certificate fails here, not in a reader
@@ -71,13 +71,16 @@ def sign(data: bytes, facts: ManifestFacts, credentials: Credentials) -> bytes:
             )
         )
         with signer, c2pa.Builder(manifest_definition(facts), _offline_context()) as builder:
-            if facts.parent is None:
+            for ingredient in facts.ingredients:
+                _add_ingredient(builder, ingredient)
+            if facts.is_edit:
+                builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
+                builder.add_action(edit_action(facts))
+            else:
                 builder.set_intent(
                     c2pa.C2paBuilderIntent.CREATE,
                     c2pa.C2paDigitalSourceType.TRAINED_ALGORITHMIC_MEDIA,
                 )
-            else:
-                _add_parent(builder, facts)
             signed = io.BytesIO()
             builder.sign(signer, kind, io.BytesIO(data), signed)
     except (c2pa.C2paError, ValueError, TypeError) as error:
@@ -85,12 +88,11 @@ def sign(data: bytes, facts: ManifestFacts, credentials: Credentials) -> bytes:
     return signed.getvalue()
 
 
-def _add_parent(builder: c2pa.Builder, facts: ManifestFacts) -> None:
-    parent = facts.parent
-    kind = media_type(parent.data)
+def _add_ingredient(builder: c2pa.Builder, ingredient: Ingredient) -> None:
+    kind = media_type(ingredient.data)
     if kind is None:
-        raise ProvenanceError("parent: the source of an edit must be PNG, JPEG or WebP bytes.")
-    ingredient = {"title": parent.title, "relationship": "parentOf"}
-    builder.add_ingredient(ingredient, kind, io.BytesIO(parent.data))
-    builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
-    builder.add_action(edit_action(facts))
+        raise ProvenanceError(
+            f"ingredients: {ingredient.title!r} must be PNG, JPEG or WebP bytes to be listed."
+        )
+    definition = {"title": ingredient.title, "relationship": ingredient.relationship}
+    builder.add_ingredient(definition, kind, io.BytesIO(ingredient.data))

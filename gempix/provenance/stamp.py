@@ -9,7 +9,6 @@ as they are.
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
 from PIL import Image
@@ -18,16 +17,7 @@ from . import signing, watermark
 from .credentials import Credentials, resolve_credentials
 from .manifest import ManifestFacts
 
-HEX_DIGITS = set("0123456789abcdef")
-
-
-def identifier_for(image_id: str) -> int:
-    """The watermark's 32-bit identifier for an image id: its first 8 hex digits (GemPix ids
-    are uuid4 hex, so the mark points back to the record), else the CRC-32 of the id."""
-    head = image_id[:8].lower()
-    if len(head) == 8 and set(head) <= HEX_DIGITS:
-        return int(head, 16)
-    return zlib.crc32(image_id.encode("utf-8"))
+GEMPIX_IDENTIFIER = 0x47505831  # "GPX1": the same in every installation, so any verify finds it
 
 
 class Provenance:
@@ -46,14 +36,15 @@ class Provenance:
         """The operator's PEM chain and key when given, else the local signer in ``folder``."""
         return cls(resolve_credentials(folder, cert_path, key_path))
 
-    def watermark(self, picture: Image.Image, image_id: str) -> Image.Image:
-        """Mark ``picture`` with the identifier of ``image_id``.
+    def watermark(self, picture: Image.Image) -> Image.Image:
+        """Mark ``picture`` with GemPix's fixed identifier.
 
-        For an upscale or edit of a GemPix image pass the id of the image it descends from
-        (the root of its chain): the source's mark is still in the pixels, and a 2x upscale
-        of a 1024 px image puts it exactly on the new tile grid, where two different
-        identifiers would garble each other; the same identifier reinforces itself."""
-        return watermark.embed(picture, identifier_for(image_id))
+        One identifier for every image and installation: a stripped copy says "made with
+        GemPix" to any verifier, and points to no record or user. An upscale or edit of a
+        GemPix image still carries its source's mark (a 2x upscale of a 1024 px image puts it
+        exactly on the new tile grid); the same identifier reinforces it instead of garbling
+        both."""
+        return watermark.embed(picture, GEMPIX_IDENTIFIER)
 
     def sign(self, data: bytes, facts: ManifestFacts) -> bytes:
         return signing.sign(data, facts, self.credentials)

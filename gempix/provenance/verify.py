@@ -19,10 +19,11 @@ from typing import Any
 
 from PIL import Image
 
-from ..images import load_image, read_image_bytes
+from ..images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, load_image, read_image_bytes
 from ..metadata import AI_SOURCE_TYPE, XMP_KEY
 from .detection import Detection, detect
 from .reading import C2paCheck, read_c2pa
+from .stamp import GEMPIX_IDENTIFIER
 
 _SOURCE_TYPE = re.compile(rb"DigitalSourceType(?:\s*=\s*[\"']|\s*>\s*)([^\"'<\s]+)")
 
@@ -56,6 +57,20 @@ class VerifyReport:
             found.append("gempix_params")
         return found
 
+    @property
+    def gempix_watermark(self) -> bool:
+        """Is GemPix's own watermark (identifier "GPX1") in the pixels?"""
+        return self.watermark.found and self.watermark.identifier == GEMPIX_IDENTIFIER
+
+    @property
+    def watermark_text(self) -> str:
+        if self.gempix_watermark:
+            return "GemPix's invisible watermark found (made with GemPix)"
+        if self.watermark.found:
+            identifier = self.watermark.identifier
+            return f"a mark in GemPix's layout with another identifier, {identifier:08x}"
+        return "none found"
+
     def lines(self) -> list[str]:
         """The report in plain sentences, one per check."""
         chain = " <- ".join(
@@ -71,12 +86,7 @@ class VerifyReport:
             if self.iptc_source_type
             else "IPTC digital source type: none in XMP."
         )
-        lines.append(
-            f"Watermark: GemPix, identifier {self.watermark.identifier:08x} "
-            f"(score {self.watermark.score})."
-            if self.watermark.found
-            else f"Watermark: none found (score {self.watermark.score})."
-        )
+        lines.append(f"Watermark: {self.watermark_text} (score {self.watermark.score}).")
         lines.append(
             "GemPix parameters: present."
             if self.gempix_params is not None
@@ -91,19 +101,26 @@ class VerifyReport:
         data["watermark"]["identifier"] = (
             f"{self.watermark.identifier:08x}" if self.watermark.found else None
         )
+        data["watermark"]["gempix"] = self.gempix_watermark
         data["ai_disclosed"], data["marks"] = self.ai_disclosed, self.marks
         return data
 
 
-def verify_image(source: bytes | str | Path, trust_anchors: str | None = None) -> VerifyReport:
+def verify_image(
+    source: bytes | str | Path,
+    trust_anchors: str | None = None,
+    *,
+    max_bytes: int = MAX_IMAGE_BYTES,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+) -> VerifyReport:
     """Check ``source`` (bytes or a path) for C2PA, IPTC disclosure, watermark and parameters.
 
     ``trust_anchors`` (PEM) adds root certificates to trust, e.g. an operator's CA. Raises
-    ``ValidationError`` for what is not an image (or too large: the limits of
-    ``gempix/images.py``).
+    ``ValidationError`` naming ``image`` for what is not an image, or is over ``max_bytes``
+    or ``max_pixels`` (by default the limits of ``gempix/images.py``).
     """
-    data = read_image_bytes(source)
-    pixels = load_image(data)  # validates: a non-image or a bomb stops here
+    data = read_image_bytes(source, max_bytes=max_bytes)
+    pixels = load_image(data, max_bytes=max_bytes, max_pixels=max_pixels)  # a bomb stops here
     with Image.open(io.BytesIO(data)) as image:
         info, kind = dict(image.info), image.format or "unknown"
     return VerifyReport(

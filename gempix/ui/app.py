@@ -3,8 +3,8 @@ core's, see docs/architecture.md).
 
 ``build_app(studio)`` is the contract: ``launch`` here and the FastAPI server (which mounts it
 next to the HTTP API) both call it, then pass ``launch_options()`` to ``launch`` or
-``gr.mount_gradio_app``. Tabs: Create, Gallery, Characters, Privacy, API and Analytics (admins
-only). Identity: ``identity.py``. Every copy it serves is registered with the core
+``gr.mount_gradio_app``. Tabs: Create, Gallery, Characters, Verify, Privacy, API and Analytics
+(admins only). Identity: ``identity.py``. Every copy it serves is registered with the core
 (``context.Ctx.served``), so every deletion, through any door, removes it.
 """
 
@@ -20,7 +20,7 @@ from gradio.utils import get_upload_folder
 from ..images import MAX_IMAGE_BYTES
 from ..service import Studio
 from ..settings import Settings
-from . import analytics, characters, create, history, keys, privacy
+from . import analytics, characters, create, history, keys, privacy, verify
 from .context import Ctx
 from .errors import guarded
 from .identity import STORAGE_KEY, Identity, browser_secret
@@ -98,6 +98,7 @@ def build_app(studio: Studio, *, on_space: bool = False, max_queue: int = MAX_QU
             create.build(ctx)
             gallery_tab = history.build(ctx)
             characters_tab = characters.build(ctx)
+            verify.build(ctx)
             privacy_tab = privacy.build(ctx, on_space)
             keys_tab = keys.build(ctx)
             analytics_tab = analytics.build(ctx)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from . import admin, characters, generate, images, me, meta, styles
+from . import admin, characters, generate, images, me, meta, styles, verify
 
 ROUTERS = [
     meta.router,
     generate.router,
     images.router,
+    verify.router,
     styles.router,
     characters.router,
     me.router,

@@ -51,7 +51,9 @@ def build_request(body: GenerateBody, ctx: ApiContext) -> GenerationRequest:
     limits = (ctx.config.max_upload_bytes, ctx.config.max_upload_pixels)
 
     def image(data: str | None, field: str):
-        return None if data is None else decode_image(data, field, *limits)[1]
+        """The checked upload's bytes as sent: a source's own C2PA manifest stays readable,
+        so the new image's manifest can chain to it (``studio.provenance``)."""
+        return None if data is None else decode_image(data, field, *limits)[0]
 
     references = [image(data, f"references[{n}]") for n, data in enumerate(body.references)]
     return GenerationRequest(
