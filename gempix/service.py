@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, references
+from .budget import GenerationBudget
 from .analytics import Analytics, VisitorHasher, make_event
 from .characters import Characters
 from .engine import zerogpu
@@ -38,6 +39,7 @@ from .engine.request import Plan, plan
 from .engine.tiny import is_built
 from .engine.upscale import UPSCALE_INFO, Upscaler, check_backend, upscale_target, upscaler_for
 from .errors import GemPixError, ValidationError
+from .filemodes import private_dir
 from .gallery import Images
 from .images import load_image
 from .keys import Keys
@@ -181,6 +183,7 @@ class Studio:
         self._upscaler: tuple[LoadedModel, Upscaler] | None = None
         self.visitors = VisitorHasher()
         self.served = ServedCopies(settings)
+        self.budget = GenerationBudget(settings.rate_user_generate)
         self._store = store
         self._store_lock = threading.Lock()
         self.images = Images(self)
@@ -193,6 +196,7 @@ class Studio:
     def store(self) -> Store:
         with self._store_lock:
             if self._store is None:
+                private_dir(self.settings.data_dir)  # all below it is personal (filemodes.py)
                 self._store = Store.open(self.settings)
             return self._store
 
@@ -324,8 +328,12 @@ class Studio:
         front_door: str = "cli",
         progress: Progress | None = None,
         on_preview: OnPreview | None = None,
+        admitted: bool = False,
     ) -> GenerationResult:
         """Admit, generate, save PNGs, and commit the records before returning.
+
+        ``admitted``: the caller ran ``admit`` already (the API, before queueing), so the
+        budget is not spent twice; the user is still checked again.
 
         Every attempt leaves one anonymous usage event (unless the user objected); a failure
         is re-raised after its event. Files written for a user who was erased meanwhile are
@@ -333,7 +341,11 @@ class Studio:
         ``on_preview(step, total, image)`` gets a small PIL preview after every denoising step.
         """
         started = time.perf_counter()
-        self.admit(request, user_id)
+        if admitted:
+            self.privacy.admit(user_id)
+        else:
+            self.admit(request, user_id)
+        progress = self.privacy.watch(user_id, progress)  # an erasure stops it at its next step
         try:
             result = self.render(
                 request, user_id=user_id, progress=progress, started=started, on_preview=on_preview
@@ -346,10 +358,12 @@ class Studio:
         return result
 
     def admit(self, request: Any, user_id: str) -> None:
-        """May ``user_id`` make ``request`` now? (A request, and an admitted user.)"""
+        """May ``user_id`` make ``request`` now? (A request, an admitted user, and a user
+        within their generation budget, ``budget.py``.)"""
         if not isinstance(request, GenerationRequest):
             raise ValidationError("request: expected a GenerationRequest.")
         self.privacy.admit(user_id)
+        self.budget.spend(user_id)
 
     def render(
         self,
@@ -484,6 +498,7 @@ class Studio:
                 image.path.unlink(missing_ok=True)
             with contextlib.suppress(OSError):  # the folder of a user erased meanwhile
                 (self.settings.images_dir / user_id).rmdir()
+            self.privacy.still_active(user_id)  # erased meanwhile: 409, as documented
             raise
 
     def record_usage(
