@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, references
-from .budget import GenerationBudget
 from .analytics import Analytics, VisitorHasher, make_event
+from .budget import GenerationBudget
 from .characters import Characters
 from .engine import zerogpu
 from .engine.adapters import consistency_score
