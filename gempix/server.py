@@ -145,6 +145,14 @@ def uvicorn_options(trusted_proxies: str = "", access_log: bool = False) -> dict
     }
 
 
+def private_serving(settings: Settings) -> None:
+    """Before a server writes anything: umask 077 for this process, and Gradio's cache in the
+    private ``settings.cache_dir`` (Gradio reads ``GRADIO_TEMP_DIR`` when it builds the app
+    and at each request; its default, /tmp/gradio, is shared and world-readable)."""
+    private_process()
+    os.environ["GRADIO_TEMP_DIR"] = str(private_dir(settings.cache_dir))
+
+
 def _check_tls(ssl_certfile: str | None, ssl_keyfile: str | None) -> None:
     if bool(ssl_certfile) != bool(ssl_keyfile):
         raise SettingsError("HTTPS needs both --ssl-certfile and --ssl-keyfile.")
@@ -164,8 +172,7 @@ def serve(
 ) -> None:
     """Serve GemPix on ``settings.host:settings.port`` until interrupted (Ctrl+C)."""
     _check_tls(ssl_certfile, ssl_keyfile)
-    private_process()
-    os.environ["GRADIO_TEMP_DIR"] = str(private_dir(settings.cache_dir))  # read by Gradio
+    private_serving(settings)
     studio = Studio(settings)
     try:
         app = build_server(studio, config=config, mcp=mcp)
@@ -227,6 +234,7 @@ def start_server(
     timeout: float = 60.0,
     trusted_proxies: str = "",
     access_log: bool = False,
+    log_level: str = "warning",
 ) -> RunningServer:
     """Run ``app`` with uvicorn in a daemon thread; ``port=0`` picks a free port. Returns once
     the server listens (bounded by ``timeout`` seconds), with its URL. Clients are seen as
@@ -238,7 +246,7 @@ def start_server(
         port=port,
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
-        log_level="warning",
+        log_level=log_level,
         timeout_graceful_shutdown=1,  # open event streams (a client's heartbeat) end at once
         **uvicorn_options(trusted_proxies, access_log),
     )

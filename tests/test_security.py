@@ -1,0 +1,173 @@
+"""The attacks of issue 17, performed against the real server, each shown to fail now.
+
+The whole app (web app at /, API at /api/v1) is built as ``gempix serve`` builds it
+(``build_server``: the web app *mounted*, not launched) and started on a free port; attacks go
+over raw HTTP where a well-behaved client would not let them through (``gradio_client``
+uploads any local file it is given, which would hide a path-read attack). Every refusal has a
+control next to it that shows the same request succeeding where it should, so a test cannot
+pass because its payload was malformed. docs/security.md lists which test proves which
+defence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from conftest import png_bytes, tiny_settings
+from gradio_client import Client
+
+from gempix.api import API_PREFIX, ApiConfig
+from gempix.errors import BudgetExceeded, UserLockedError
+from gempix.params import GenerationRequest
+from gempix.privacy.identity import LOCAL_USER, new_user_key, server_secret, user_id_for
+from gempix.server import build_server, private_serving, start_server
+from gempix.service import Studio
+
+QUIET = {"verbose": False, "download_files": False}
+# The Create tab's /generate inputs in order (ui/create.py), for raw calls.
+GENERATE_INPUTS = (
+    "user_key prompt styles resolution aspect upscaler negative_prompt seed random_seed steps "
+    "guidance num_images init_image strength style_image style_strength character references "
+    "character_strength character_face"
+).split()
+GENERATE_DEFAULTS = dict(
+    styles=[],
+    resolution="native",
+    aspect="1:1",
+    upscaler="auto",
+    negative_prompt="",
+    seed=1,
+    random_seed=False,
+    steps=1,
+    guidance=0.0,
+    num_images=1,
+    init_image=None,
+    strength=0.6,
+    style_image=None,
+    style_strength=0.8,
+    character="",
+    references=None,
+    character_strength=None,
+    character_face=False,
+)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, tiny_folder):
+    """One data dir and Gradio cache for the module's servers."""
+    root = tmp_path_factory.mktemp("security")
+    settings = tiny_settings(root / "data", tiny_folder)
+    return SimpleNamespace(root=root, settings=settings, cache=root / "gradio-cache")
+
+
+@pytest.fixture(autouse=True)
+def same_cache(data, monkeypatch):
+    """Gradio reads GRADIO_TEMP_DIR at request time: keep the servers' own."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(data.cache))
+
+
+@pytest.fixture(scope="module")
+def studio(data, tiny_models):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRADIO_TEMP_DIR", str(data.cache))
+        with Studio(data.settings, models=tiny_models) as made:
+            yield made
+
+
+@contextlib.contextmanager
+def serving(studio, config: ApiConfig | None = None, **options):
+    """The whole app as ``gempix serve`` builds it, on a free port."""
+    server = start_server(build_server(studio, config=config), **options)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def app(studio):
+    with serving(studio) as url:
+        yield url
+
+
+def web_user(studio, url: str) -> tuple[str, str]:
+    """A new web app user who confirmed their age: (user key, user id)."""
+    key = new_user_key()
+    assert call(url, "confirm_age", [key, True])[0] == "complete"
+    return key, user_id_for(server_secret(studio.settings), key)
+
+
+def file_data(path: str) -> dict:
+    """A file input as the page sends it once uploaded: a path Gradio is to read."""
+    return {"path": path, "meta": {"_type": "gradio.FileData"}}
+
+
+def call(url: str, api_name: str, data: list) -> tuple[str, object]:
+    """Run ``api_name`` through the queue with raw HTTP (``/gradio_api/call``): the last SSE
+    event's name (``complete`` or ``error``) and its data."""
+    started = httpx.post(f"{url}/gradio_api/call/{api_name}", json={"data": data}, timeout=30)
+    started.raise_for_status()
+    event_id = started.json()["event_id"]
+    stream = httpx.get(f"{url}/gradio_api/call/{api_name}/{event_id}", timeout=120)
+    event, payload = "", None
+    for line in stream.text.splitlines():
+        if line.startswith("event:"):
+            event = line.split(":", 1)[1].strip()
+        elif line.startswith("data:"):
+            payload = json.loads(line.split(":", 1)[1].strip() or "null")
+    return event, payload
+
+
+def upload(url: str, content: bytes, name: str = "mine.png") -> str:
+    """Upload a file the way the page does; the path Gradio keeps it under."""
+    answer = httpx.post(f"{url}/gradio_api/upload", files={"files": (name, content)}, timeout=30)
+    answer.raise_for_status()
+    return answer.json()[0]
+
+
+def generate_data(key: str, prompt: str, **changes) -> list:
+    values = {"user_key": key, "prompt": prompt, **GENERATE_DEFAULTS, **changes}
+    return [values[name] for name in GENERATE_INPUTS]
+
+
+# -- 1. file inputs only from this request's uploads ---------------------------------------------
+
+
+def test_a_user_cannot_read_the_operators_image_by_its_path(studio, app):
+    """User B names the operator's image (``<data>/images/local/<id>.png``) as a character
+    reference and as init_image, through the queue and through POST /gradio_api/api/generate:
+    all refused, nothing created for B. The same calls with B's own upload succeed."""
+    operator = studio.generate(GenerationRequest("the operator's secret", steps=1))
+    target = str(operator.images[0].path)
+    assert Path(target).is_relative_to(studio.settings.images_dir / LOCAL_USER)
+    key, user_id = web_user(studio, app)
+
+    event, _ = call(app, "create_character", [key, "Thief", [file_data(target)], True])
+    assert event == "error"
+    assert studio.characters.list(user_id) == []
+    event, _ = call(app, "generate", generate_data(key, "x", init_image=file_data(target), steps=2))
+    assert event == "error"
+    direct = httpx.post(
+        f"{app}/gradio_api/api/generate",
+        json={"data": generate_data(key, "x", init_image=file_data(target), steps=2)},
+        timeout=60,
+    )
+    assert direct.status_code >= 400
+    assert studio.images.rows(user_id, 100) == []
+
+    own = upload(app, png_bytes((64, 64), "white"))  # control: an upload of B's own is read
+    event, _ = call(app, "create_character", [key, "Mine", [file_data(own)], True])
+    assert event == "complete"
+    assert [row["name"] for row in studio.characters.list(user_id)] == ["Mine"]
+    event, answer = call(
+        app, "generate", generate_data(key, "x", init_image=file_data(own), steps=2)
+    )
+    assert event == "complete", answer
+    assert len(studio.images.rows(user_id, 100)) == 1
