@@ -171,3 +171,36 @@ def test_a_user_cannot_read_the_operators_image_by_its_path(studio, app):
     )
     assert event == "complete", answer
     assert len(studio.images.rows(user_id, 100)) == 1
+
+
+# -- 2. an erasure stops the user's running generation -------------------------------------------
+
+
+def confirmed(studio) -> str:
+    _key, user_id = studio.privacy.create_user()
+    studio.privacy.confirm_age(user_id)
+    return user_id
+
+
+@pytest.mark.parametrize("erase_at", [1, 6])
+def test_an_erasure_stops_a_running_generation_and_it_answers_409(studio, erase_at):
+    """The user is erased while their 6-step generation runs (from its own preview callback,
+    so the timing is exact). It stops at its next step: no preview after the erasure, no
+    image, nothing of the user left, and the error is UserLockedError (HTTP 409). Erased at
+    the last step, the records are refused and the answer is 409 too (it was 404)."""
+    user_id = confirmed(studio)
+    steps: list[int] = []
+
+    def on_preview(step: int, total: int, image) -> None:
+        steps.append(step)
+        if step == erase_at:
+            assert studio.privacy.erase(user_id).verified
+
+    with pytest.raises(UserLockedError) as caught:
+        studio.generate(
+            GenerationRequest("a long walk", steps=6), user_id=user_id, on_preview=on_preview
+        )
+    assert caught.value.status == 409
+    assert steps == list(range(1, erase_at + 1))  # no step, no preview, after the erasure
+    assert not (studio.settings.images_dir / user_id).exists()
+    assert studio.privacy.user(user_id) is None
