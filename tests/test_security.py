@@ -204,3 +204,70 @@ def test_an_erasure_stops_a_running_generation_and_it_answers_409(studio, erase_
     assert steps == list(range(1, erase_at + 1))  # no step, no preview, after the erasure
     assert not (studio.settings.images_dir / user_id).exists()
     assert studio.privacy.user(user_id) is None
+
+
+# -- 5. no route runs a function past the queue and the web rate limit ---------------------------
+
+
+def test_direct_gradio_posts_are_closed_and_rate_limited(studio):
+    """150 POSTs to /gradio_api/api/generate (and /run/): before, 150 x 200 past the queue and
+    the web limit. Now none runs (the queue is the only way in) and the web limit counts them
+    (120/minute: the rest are 429)."""
+    key = new_user_key()
+    with serving(studio, ApiConfig(rate_web="120/minute")) as url:
+        assert call(url, "confirm_age", [key, True])[0] == "complete"  # control: queue works
+        user_id = user_id_for(server_secret(studio.settings), key)
+        with httpx.Client(base_url=url, timeout=30) as client:
+            codes = [
+                client.post(
+                    f"/gradio_api/{route}/generate", json={"data": generate_data(key, "x")}
+                ).status_code
+                for route in ("api", "run")
+                for _ in range(75)
+            ]
+    assert 200 not in codes
+    assert codes.count(429) >= 150 - 120 + 1  # the confirm_age call above counted too
+    assert studio.images.rows(user_id, 100) == []
+
+
+# -- 7. no access log with client addresses ------------------------------------------------------
+
+
+def test_the_server_keeps_no_access_log_by_default(studio, capfd):
+    """At uvicorn's info level, as ``gempix serve`` runs: requests leave no line with the
+    client address and path; the control (GEMPIX_ACCESS_LOG=true) shows there would be."""
+    for access_log in (False, True):
+        with serving(studio, log_level="info", access_log=access_log) as url:
+            httpx.get(f"{url}{API_PREFIX}/health", timeout=10)
+            httpx.get(f"{url}/gradio_api/info", timeout=10)
+        logged = "".join(capfd.readouterr())
+        if access_log:
+            assert "127.0.0.1" in logged and "/health" in logged  # control
+        else:
+            assert "127.0.0.1:" not in logged.replace(url, "") and "/health" not in logged
+
+
+# -- 8. X-Forwarded-For only from trusted proxies ------------------------------------------------
+
+
+def bad_key_requests(url: str, count: int) -> list[int]:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        return [
+            client.get(
+                f"{API_PREFIX}/images",
+                headers={"Authorization": "Bearer gpx_bad", "X-Forwarded-For": f"10.0.0.{n}"},
+            ).status_code
+            for n in range(count)
+        ]
+
+
+def test_a_forged_forwarded_address_does_not_escape_the_anonymous_limit(studio):
+    """150 bad-key requests, each naming another X-Forwarded-For: 0 x 429 before. Now the
+    header is ignored (no trusted proxy), so the one client is limited at 30/minute; the
+    control trusts 127.0.0.1 as a proxy and the same requests are each a new client."""
+    config = ApiConfig(rate_anonymous="30/minute")
+    with serving(studio, config) as url:
+        codes = bad_key_requests(url, 150)
+    assert codes.count(429) == 120 and codes.count(401) == 30
+    with serving(studio, config, trusted_proxies="127.0.0.1") as url:
+        assert set(bad_key_requests(url, 150)) == {401}  # control: a proxy's header believed
