@@ -271,3 +271,62 @@ def test_a_forged_forwarded_address_does_not_escape_the_anonymous_limit(studio):
     assert codes.count(429) == 120 and codes.count(401) == 30
     with serving(studio, config, trusted_proxies="127.0.0.1") as url:
         assert set(bad_key_requests(url, 150)) == {401}  # control: a proxy's header believed
+
+
+# -- 9. one generation budget per user, and a cap on keys ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def budgeted(tmp_path_factory, tiny_folder, tiny_models, data):
+    """A server whose users may make 3 generations a minute and hold 2 keys."""
+    settings = tiny_settings(
+        tmp_path_factory.mktemp("budget") / "data",
+        tiny_folder,
+        rate_user_generate="3/minute",
+        max_keys_per_user=2,
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRADIO_TEMP_DIR", str(data.cache))
+        with Studio(settings, models=tiny_models) as made, serving(made) as url:
+            yield SimpleNamespace(studio=made, url=url)
+
+
+def test_more_keys_buy_no_more_generations(budgeted):
+    """A user with two keys (each allowed 10/minute by the API) and the web app: their 4th
+    generation in a minute is refused whichever way it comes (429 over HTTP); the local
+    operator's own generations are not counted."""
+    url = budgeted.url
+    key, user_id = web_user(budgeted.studio, url)
+    api_keys = [call(url, "create_api_key", [key, name])[1][0] for name in ("a", "b")]
+    assert all(k.startswith("gpx_") for k in api_keys)
+
+    def over_http(api_key: str) -> int:
+        return httpx.post(
+            f"{url}{API_PREFIX}/generate",
+            json={"prompt": "x", "steps": 1},
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=60,
+        ).status_code
+
+    assert [over_http(api_keys[0]), over_http(api_keys[1])] == [200, 200]
+    assert call(url, "generate", generate_data(key, "x"))[0] == "complete"
+    answers = [over_http(api_keys[0]), over_http(api_keys[1])]
+    event, message = call(url, "generate", generate_data(key, "x"))
+    assert answers == [429, 429] and event == "error"
+    assert len(budgeted.studio.images.rows(user_id, 100)) == 3
+    with pytest.raises(BudgetExceeded):
+        budgeted.studio.budget.spend(user_id)
+    for _ in range(5):  # control: the operator is not counted
+        budgeted.studio.budget.spend(LOCAL_USER)
+
+
+def test_a_user_cannot_make_keys_without_end(budgeted):
+    """25 keys through the web app before; now the third is refused, and after revoking one
+    there is room again."""
+    key, user_id = web_user(budgeted.studio, budgeted.url)
+    made = [call(budgeted.url, "create_api_key", [key, f"k{n}"]) for n in range(3)]
+    assert [event for event, _ in made] == ["complete", "complete", "error"]
+    keys = budgeted.studio.keys.list(user_id)
+    assert len(keys) == 2
+    budgeted.studio.keys.revoke(user_id, keys[0]["prefix"])
+    assert call(budgeted.url, "create_api_key", [key, "again"])[0] == "complete"
