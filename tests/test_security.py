@@ -330,3 +330,68 @@ def test_a_user_cannot_make_keys_without_end(budgeted):
     assert len(keys) == 2
     budgeted.studio.keys.revoke(user_id, keys[0]["prefix"])
     assert call(budgeted.url, "create_api_key", [key, "again"])[0] == "complete"
+
+
+# -- 6. personal files are private under umask 022 -----------------------------------------------
+
+
+def modes_below(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """Every folder and file below ``root`` (``root`` included): ``d700``, ``f600``..."""
+
+    def mode(path: Path) -> str:
+        info = path.stat()
+        return f"{'d' if stat.S_ISDIR(info.st_mode) else 'f'}{stat.S_IMODE(info.st_mode):o}"
+
+    found = {".": mode(root)}
+    for path in root.rglob("*"):
+        name = str(path.relative_to(root))
+        if not name.startswith(skip):
+            found[name] = mode(path)
+    return found
+
+
+def test_a_server_writes_personal_files_for_its_owner_only(tmp_path, tiny_folder, tiny_models):
+    """Under umask 022, before: data dir 0755, database and WAL 0644, images 0644, Gradio's
+    cache /tmp/gradio 0755 with exports. Now, as ``gempix serve`` prepares its process
+    (``private_serving``), every folder is 0700 and every file 0600: data dir, database,
+    images, usage files, the cache under the data dir with served copies, uploads, export."""
+    settings = tiny_settings(tmp_path / "data", tiny_folder)  # models: not personal, skipped
+    assert settings.cache_dir == settings.data_dir / "cache"
+    old = os.umask(0o022)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("GRADIO_TEMP_DIR", "")
+            private_serving(settings)
+            assert os.environ["GRADIO_TEMP_DIR"] == str(settings.cache_dir)
+            with Studio(settings, models=tiny_models) as studio, serving(studio) as url:
+                key, _ = web_user(studio, url)
+                own = upload(url, png_bytes((64, 64), "white"))
+                assert call(url, "create_character", [key, "Me", [file_data(own)], True])[0] == (
+                    "complete"
+                )
+                assert call(url, "generate", generate_data(key, "x"))[0] == "complete"
+                assert call(url, "export", [key])[0] == "complete"
+                studio.record_usage(GenerationRequest("x"), LOCAL_USER, "cli", 0.0)
+                running = modes_below(settings.data_dir, skip=("models",))  # the ZIP, the WAL
+    finally:
+        os.umask(old)
+    modes = {**running, **modes_below(settings.data_dir, skip=("models",))}  # usage files
+    kinds = {Path(name).suffix for name in modes}
+    assert {".sqlite3", ".png", ".parquet", ".zip", ".jsonl"} <= kinds, sorted(modes)
+    assert any(name.startswith("cache/") for name in modes)
+    loose = {name: mode for name, mode in modes.items() if mode not in ("d700", "f600")}
+    assert loose == {}
+
+
+def test_the_data_dir_is_private_from_any_door(tmp_path, tiny_folder, tiny_models):
+    """A CLI or notebook studio (no server umask): the data dir it opens is made 0700, so
+    nothing below it is reachable by another account whatever its own mode."""
+    settings = tiny_settings(tmp_path / "data", tiny_folder)
+    settings.data_dir.chmod(0o755)  # as an earlier release left it
+    old = os.umask(0o022)
+    try:
+        with Studio(settings, models=tiny_models) as studio:
+            studio.generate(GenerationRequest("x", steps=1))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(settings.data_dir.stat().st_mode) == 0o700
