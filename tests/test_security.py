@@ -21,7 +21,6 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from conftest import png_bytes, tiny_settings
-from gradio_client import Client
 
 from gempix.api import API_PREFIX, ApiConfig
 from gempix.errors import BudgetExceeded, UserLockedError
@@ -30,7 +29,6 @@ from gempix.privacy.identity import LOCAL_USER, new_user_key, server_secret, use
 from gempix.server import build_server, private_serving, start_server
 from gempix.service import Studio
 
-QUIET = {"verbose": False, "download_files": False}
 # The Create tab's /generate inputs in order (ui/create.py), for raw calls.
 GENERATE_INPUTS = (
     "user_key prompt styles resolution aspect upscaler negative_prompt seed random_seed steps "
