@@ -110,10 +110,12 @@ def test_store_refuses_events_not_made_by_make_event(store):
 
 def test_parse_since():
     now = datetime(2026, 11, 29, 14, 40)
-    assert analytics.parse_since("1d", now) == datetime(2026, 11, 29)
-    assert analytics.parse_since("30d", now) == datetime(2026, 10, 31)
-    assert analytics.parse_since("2w", now) == datetime(2026, 11, 16)
-    assert analytics.parse_since("3h", now) == datetime(2026, 11, 29, 12)
+    assert analytics.parse_since("1d", now) == datetime(2026, 11, 28)  # whole days, to yesterday
+    assert analytics.parse_since("30d", now) == datetime(2026, 10, 30)
+    assert analytics.parse_since("2w", now) == datetime(2026, 11, 15)
+    assert analytics.parse_since("3h", now) == datetime(2026, 11, 28)  # widened to a whole day
+    assert analytics.parse_since("25h", now) == datetime(2026, 11, 27)
+    assert analytics.parse_since(datetime(2026, 11, 2, 13), now) == datetime(2026, 11, 2)
     assert analytics.parse_since("2026-11-01", now) == datetime(2026, 11, 1)
     with pytest.raises(ValidationError, match="30d"):
         analytics.parse_since("last month", now)
@@ -219,8 +221,8 @@ def test_snapshot_is_zstd_parquet_of_usage_events_only(store, tmp_path):
 def filled_data_dir(settings, visitors=12):
     with Store.open(settings) as store:
         hasher = analytics.VisitorHasher()
-        now = datetime.now(timezone.utc)
-        add_visitors(store, hasher, visitors, when=now, styles=["watercolor"])
+        yesterday = datetime.now(timezone.utc) - timedelta(days=1)  # today is not published
+        add_visitors(store, hasher, visitors, when=yesterday, styles=["watercolor"])
     return str(settings.data_dir)
 
 
