@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import stat
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,12 +23,17 @@ import httpx
 import pytest
 from conftest import png_bytes, tiny_settings
 
+from gempix.analytics import TOTAL, VisitorHasher, make_event, style_trends
 from gempix.api import API_PREFIX, ApiConfig
 from gempix.errors import BudgetExceeded, UserLockedError
 from gempix.params import GenerationRequest
 from gempix.privacy.identity import LOCAL_USER, new_user_key, server_secret, user_id_for
 from gempix.server import build_server, private_serving, start_server
 from gempix.service import Studio
+from gempix.settings import Settings
+from gempix.store import Store
+
+HOUR = timedelta(hours=1)
 
 # The Create tab's /generate inputs in order (ui/create.py), for raw calls.
 GENERATE_INPUTS = (
@@ -393,3 +399,74 @@ def test_the_data_dir_is_private_from_any_door(tmp_path, tiny_folder, tiny_model
     finally:
         os.umask(old)
     assert stat.S_IMODE(settings.data_dir.stat().st_mode) == 0o700
+
+
+# -- 3. overlapping analytics windows reveal no one ----------------------------------------------
+
+
+def watercolor(store, hasher, visitors: list[str], when: datetime, styles=("watercolor",)):
+    for visitor in visitors:
+        store.record_event(
+            make_event(
+                visitor_hash=hasher.visitor_hash(visitor, when),
+                front_door="ui",
+                model="sd-turbo",
+                steps=2,
+                latency_ms=100.0,
+                styles=styles,
+                now=when,
+            )
+        )
+
+
+def test_subtracting_two_analytics_windows_reveals_no_visitor(tmp_path):
+    """12 visitors make watercolor events in one hour; the target makes 3 in the hour before.
+    Before, since=1h gave 12 events / 12 visitors and since=2h 15 / 13: the difference was the
+    target's 3 events. Now both windows are the same whole day, so they are equal; and over
+    days, a day's hidden cells never reach the window's totals."""
+    settings = Settings.load({}, data_dir=str(tmp_path / "data"))
+    hasher = VisitorHasher()
+    now = datetime.now(timezone.utc).replace(minute=30, second=0, microsecond=0)
+    yesterday = now - timedelta(days=1)
+    crowd = [f"crowd{n}" for n in range(12)]
+    with Store.open(settings) as store:
+        watercolor(store, hasher, crowd, yesterday)
+        watercolor(store, hasher, ["target"] * 3, yesterday - timedelta(hours=1))
+        raw = [
+            store.usage_counts("style", start).query("value == 'watercolor'")
+            for start in (yesterday.replace(minute=0), yesterday.replace(minute=0) - HOUR)
+        ]
+        if yesterday.hour >= 1:  # control: hour windows of the raw events show the attack
+            assert [(int(r.events.sum()), int(r.visitors.sum())) for r in raw] == [
+                (12, 12),
+                (15, 13),
+            ]
+        watercolor(store, hasher, crowd, now)  # today: not published at all yet
+        one_hour, two_hours = (style_trends(store, since) for since in ("1h", "2h"))
+        assert one_hour.equals(two_hours)
+        by_start = [
+            style_trends(store, start) for start in (yesterday, yesterday - timedelta(hours=1))
+        ]
+        assert by_start[0].equals(by_start[1])
+        assert today_iso(now) not in set(one_hour["day"])
+
+        # Over days: the day before, 3 rare-style visitors hide (with a complement) there.
+        before, hasher = yesterday - timedelta(days=1), VisitorHasher()  # that day's salts
+        watercolor(store, hasher, [f"early{n}" for n in range(12)], before)
+        watercolor(store, hasher, ["rare1", "rare2", "rare3"], before, styles=["rare"])
+        short, long = (
+            style_trends(store, day.date()).query("day == @TOTAL").set_index("style")
+            for day in (yesterday, before)
+        )
+    assert (
+        long.loc["rare", "suppressed"]
+        and long.loc["watercolor", "events"]
+        == (
+            short.loc["watercolor", "events"]  # the early watercolor cell hid as the complement
+        )
+    )
+    assert long.loc[TOTAL, "events"] - short.loc[TOTAL, "events"] == 15  # the day's own total
+
+
+def today_iso(now: datetime) -> str:
+    return now.date().isoformat()
