@@ -113,13 +113,13 @@ def file_data(path: str) -> dict:
     return {"path": path, "meta": {"_type": "gradio.FileData"}}
 
 
-def call(url: str, api_name: str, data: list) -> tuple[str, object]:
+def call(url: str, api_name: str, data: list, **options) -> tuple[str, object]:
     """Run ``api_name`` through the queue with raw HTTP (``/gradio_api/call``): the last SSE
     event's name (``complete`` or ``error``) and its data."""
-    started = httpx.post(f"{url}/gradio_api/call/{api_name}", json={"data": data}, timeout=30)
+    at = f"{url}/gradio_api/call/{api_name}"
+    started = httpx.post(at, json={"data": data}, timeout=30, **options)
     started.raise_for_status()
-    event_id = started.json()["event_id"]
-    stream = httpx.get(f"{url}/gradio_api/call/{api_name}/{event_id}", timeout=120)
+    stream = httpx.get(f"{at}/{started.json()['event_id']}", timeout=120, **options)
     event, payload = "", None
     for line in stream.text.splitlines():
         if line.startswith("event:"):
@@ -470,3 +470,23 @@ def test_subtracting_two_analytics_windows_reveals_no_visitor(tmp_path):
 
 def today_iso(now: datetime) -> str:
     return now.date().isoformat()
+
+
+def test_guessing_keys_over_mcp_costs_the_anonymous_budget(studio):
+    """MCP tool calls with a bad key were not counted: unlimited guessing. Now each counts
+    against the client's anonymous budget (here 3/minute), as over HTTP."""
+    config = ApiConfig(rate_anonymous="3/minute")
+    server = start_server(build_server(studio, config=config, mcp=True, ui=False))
+    bad = {"headers": {"Authorization": "Bearer gpx_000000000000_" + "x" * 43}}
+    try:
+        answers = [
+            call(
+                f"{server.url}/mcp", "generate_image", ["x", "", -1, 1, "1:1", "native", ""], **bad
+            )
+            for _ in range(5)
+        ]
+    finally:
+        server.stop()
+    assert [event for event, _ in answers] == ["error"] * 5
+    messages = [json.dumps(payload) for _, payload in answers]
+    assert ["Rate limit" in message for message in messages] == [False] * 3 + [True] * 2
