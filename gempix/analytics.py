@@ -2,8 +2,8 @@
 
 Three layers keep analytics from becoming a record of people:
 
-1. Events carry coarse fields only (``make_event``; ``store.usage.check_event`` enforces the
-   shape) and a visitor hash: HMAC-SHA256 of a user or client id under a random salt that
+1. Events carry coarse fields only (``make_event``: the day, a latency bucket;
+   ``store.usage.check_event`` enforces the shape) and a visitor hash: HMAC-SHA256 of a user or client id under a random salt that
    exists only in this process's memory and changes every UTC day, the way privacy-first web
    analytics count uniques. The same person on two days gives two unrelated hashes, and after
    the salt is gone nobody (us included) can recompute a hash from an id.
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import threading
@@ -89,6 +90,20 @@ def coarse_model(model: str) -> str:
     return model if isinstance(model, str) and re.fullmatch(MODEL, model) else LOCAL_MODEL
 
 
+# What an event keeps of a latency: the upper bound of its bucket, in ms. A duration to the
+# millisecond would join an event to its generation row (``generations.duration_ms``).
+LATENCY_BUCKETS_MS = (250, 500, 1000, 2000, 4000, 8000, 15000, 30000, 60000, 120000, 300000)
+
+
+def _finite(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value) and value >= 0
+
+
+def latency_bucket(latency_ms: float) -> float:
+    """The bucket ``latency_ms`` falls in, as its upper bound (the last bucket is open)."""
+    return float(next((b for b in LATENCY_BUCKETS_MS if latency_ms <= b), LATENCY_BUCKETS_MS[-1]))
+
+
 def make_event(
     *,
     visitor_hash: str,
@@ -109,11 +124,16 @@ def make_event(
     ``styles`` are preset names (``[a-z0-9-]``); a user's own saved style must be passed as
     ``"custom"``, never by its name. ``status`` is ``"ok"`` or the error's class name. Raises
     ValidationError if any field could carry free text.
+
+    Time and latency are coarse on purpose: the UTC day (midnight, in the ``hour_bucket``
+    column the files have always had) and the latency's bucket (``latency_bucket``). With
+    the hour and the millisecond, an event joined its ``generations`` row (same hour, duration
+    within a few ms) and so its user and prompt (issue 17, tests/test_security.py).
     """
-    hour = _utc(now).replace(minute=0, second=0, microsecond=0)
+    day = _utc(now).replace(hour=0, minute=0, second=0, microsecond=0)
     return check_event(
         {
-            "hour_bucket": hour,
+            "hour_bucket": day,
             "front_door": front_door,
             "model": coarse_model(model),
             "styles": list(dict.fromkeys(styles)),
@@ -123,7 +143,7 @@ def make_event(
             "num_images": num_images,
             "steps": steps,
             "status": status,
-            "latency_ms": latency_ms,
+            "latency_ms": latency_bucket(latency_ms) if _finite(latency_ms) else latency_ms,
             "visitor_hash": visitor_hash,
         }
     )
