@@ -3,10 +3,11 @@
 Three layers keep analytics from becoming a record of people:
 
 1. Events carry coarse fields only (``make_event``: the day, a latency bucket;
-   ``store.usage.check_event`` enforces the shape) and a visitor hash: HMAC-SHA256 of a user or client id under a random salt that
-   exists only in this process's memory and changes every UTC day, the way privacy-first web
-   analytics count uniques. The same person on two days gives two unrelated hashes, and after
-   the salt is gone nobody (us included) can recompute a hash from an id.
+   ``store.usage.check_event`` enforces the shape) and a visitor hash: HMAC-SHA256 of a user
+   or client id under a random salt that exists only in this process's memory and changes
+   every UTC day, the way privacy-first web analytics count uniques. The same person on two
+   days gives two unrelated hashes, and after the salt is gone nobody (us included) can
+   recompute a hash from an id.
 2. Every published cell counts at least k distinct visitors. Because hashes rotate daily, the
    distinct visitors of a multi-day cell are unknowable; its ``visitors`` is the largest daily
    count, a lower bound on the people behind it, and that is what k is checked against.
