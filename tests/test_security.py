@@ -23,7 +23,13 @@ import httpx
 import pytest
 from conftest import png_bytes, tiny_settings
 
-from gempix.analytics import TOTAL, VisitorHasher, make_event, style_trends
+from gempix.analytics import (
+    LATENCY_BUCKETS_MS,
+    TOTAL,
+    VisitorHasher,
+    make_event,
+    style_trends,
+)
 from gempix.api import API_PREFIX, ApiConfig
 from gempix.errors import BudgetExceeded, UserLockedError
 from gempix.params import GenerationRequest
@@ -32,6 +38,7 @@ from gempix.server import build_server, private_serving, start_server
 from gempix.service import Studio
 from gempix.settings import Settings
 from gempix.store import Store
+from gempix.store.values import as_utc
 
 HOUR = timedelta(hours=1)
 
@@ -490,3 +497,45 @@ def test_guessing_keys_over_mcp_costs_the_anonymous_budget(studio):
     assert [event for event, _ in answers] == ["error"] * 5
     messages = [json.dumps(payload) for _, payload in answers]
     assert ["Rate limit" in message for message in messages] == [False] * 3 + [True] * 2
+
+
+# -- 4. usage events do not join generations -----------------------------------------------------
+
+
+def test_usage_events_cannot_be_joined_to_generations(studio):
+    """Before: joining usage_events.latency_ms to generations.duration_ms (within 5 ms, same
+    hour) gave each event's user and prompt. Now events keep the day and a latency bucket:
+    the join links no event to a generation (a duration that happens to lie within 5 ms of a
+    bucket's bound is left out: it would match every event of that bucket alike)."""
+    users = [confirmed(studio) for _ in range(4)]
+    for n, user_id in enumerate(users):
+        studio.generate(GenerationRequest(f"secret {n}", steps=1 + n % 2), user_id=user_id)
+    generations = [row for user in users for row in studio.images.rows(user, 100)]
+    events = studio.store.usage_events()
+    assert len(generations) == 4 and len(events) >= 4
+    assert set(events["latency_ms"]) <= set(map(float, LATENCY_BUCKETS_MS))
+    assert {(t.hour, t.minute) for t in events["hour_bucket"]} == {(0, 0)}
+
+    def hour(row) -> datetime:
+        return as_utc(row["created_at"], "created_at").replace(minute=0, second=0, microsecond=0)
+
+    joinable = [
+        row
+        for row in generations
+        if min(abs(row["duration_ms"] - bound) for bound in LATENCY_BUCKETS_MS) > 5
+    ]
+    links = [
+        (event.Index, row["id"])
+        for event in events.itertuples()
+        for row in joinable
+        if event.hour_bucket.to_pydatetime() == hour(row)
+        and abs(event.latency_ms - row["duration_ms"]) <= 5
+    ]
+    assert links == []
+    same_day = [  # control: the times compare (a day joins, an hour no longer does)
+        row
+        for event in events.itertuples()
+        for row in generations
+        if event.hour_bucket.to_pydatetime() == hour(row).replace(hour=0)
+    ]
+    assert len(same_day) >= len(generations)
