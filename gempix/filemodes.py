@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 
 PRIVATE_DIR = 0o700
-PRIVATE_FILE = 0o600
 PRIVATE_UMASK = 0o077
 
 
@@ -26,12 +25,6 @@ def private_dir(path: str | Path) -> Path:
     if folder.stat().st_mode & 0o777 != PRIVATE_DIR:
         folder.chmod(PRIVATE_DIR)
     return folder
-
-
-def private_file(path: str | Path) -> Path:
-    """``path`` (an existing file) readable and writable by its owner only."""
-    os.chmod(path, PRIVATE_FILE)
-    return Path(path)
 
 
 def private_process() -> int:

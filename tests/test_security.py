@@ -22,6 +22,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from conftest import png_bytes, tiny_settings
+from test_app import DEFAULTS
 
 from gempix.analytics import (
     LATENCY_BUCKETS_MS,
@@ -42,32 +43,10 @@ from gempix.store.values import as_utc
 
 HOUR = timedelta(hours=1)
 
-# The Create tab's /generate inputs in order (ui/create.py), for raw calls.
-GENERATE_INPUTS = (
-    "user_key prompt styles resolution aspect upscaler negative_prompt seed random_seed steps "
-    "guidance num_images init_image strength style_image style_strength character references "
-    "character_strength character_face"
-).split()
-GENERATE_DEFAULTS = dict(
-    styles=[],
-    resolution="native",
-    aspect="1:1",
-    upscaler="auto",
-    negative_prompt="",
-    seed=1,
-    random_seed=False,
-    steps=1,
-    guidance=0.0,
-    num_images=1,
-    init_image=None,
-    strength=0.6,
-    style_image=None,
-    style_strength=0.8,
-    character="",
-    references=None,
-    character_strength=None,
-    character_face=False,
-)
+# The Create tab's /generate inputs in order (ui/create.py: the key, the prompt, then the
+# fields test_app sends), for raw calls; one denoising step where a test needs no more.
+GENERATE_DEFAULTS = {**DEFAULTS, "steps": 1}
+GENERATE_INPUTS = ["user_key", "prompt", *GENERATE_DEFAULTS]
 
 
 @pytest.fixture(scope="module")
