@@ -281,8 +281,9 @@ def _grid(store, dimension: str, since, k: int | None) -> pd.DataFrame:
     k = _k(store, k)
     counts = published_days(store.usage_counts(dimension, parse_since(since)))
     columns = ["day", dimension, "events", "visitors", "suppressed"]
-    if counts.empty:
-        return pd.DataFrame(columns=columns)
+    types = {"events": "Int64", "visitors": "Int64", "suppressed": bool}
+    if counts.empty:  # typed, so that filtering on "suppressed" works on it too
+        return pd.DataFrame(columns=columns).astype(types)
     values = sorted(counts.loc[~counts["total"], "value"].unique())
     window_events = np.zeros(len(values) + 1, dtype=np.int64)
     window_visitors = np.zeros(len(values) + 1, dtype=np.int64)
@@ -322,8 +323,7 @@ def _grid(store, dimension: str, since, k: int | None) -> pd.DataFrame:
                 not published,
             )
         )
-    frame = pd.DataFrame.from_records(records, columns=columns)
-    return frame.astype({"events": "Int64", "visitors": "Int64"})
+    return pd.DataFrame.from_records(records, columns=columns).astype(types)
 
 
 def style_trends(store, since: Since = "30d", k: int | None = None) -> pd.DataFrame:
