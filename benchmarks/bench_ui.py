@@ -111,7 +111,9 @@ def generate_overhead(data: Path, runs: int) -> dict[str, float]:
     from gempix.ui.app import build_app, launch_options
 
     os.environ["GRADIO_TEMP_DIR"] = str(data / "gradio-cache")
-    studio = Studio(Settings.load({}, data_dir=str(data), model="tiny"))
+    # one user makes every generation: no per-user budget (gempix/budget.py) in the way
+    settings = Settings.load({}, data_dir=str(data), model="tiny", rate_user_generate="off")
+    studio = Studio(settings)
     app = build_app(studio)
     _, url, _ = app.launch(
         server_name="127.0.0.1",

@@ -2,23 +2,29 @@
 
 Three layers keep analytics from becoming a record of people:
 
-1. Events carry coarse fields only (``make_event``; ``store.usage.check_event`` enforces the
-   shape) and a visitor hash: HMAC-SHA256 of a user or client id under a random salt that
-   exists only in this process's memory and changes every UTC day, the way privacy-first web
-   analytics count uniques. The same person on two days gives two unrelated hashes, and after
-   the salt is gone nobody (us included) can recompute a hash from an id.
+1. Events carry coarse fields only (``make_event``: the day, a latency bucket;
+   ``store.usage.check_event`` enforces the shape) and a visitor hash: HMAC-SHA256 of a user
+   or client id under a random salt that exists only in this process's memory and changes
+   every UTC day, the way privacy-first web analytics count uniques. The same person on two
+   days gives two unrelated hashes, and after the salt is gone nobody (us included) can
+   recompute a hash from an id.
 2. Every published cell counts at least k distinct visitors. Because hashes rotate daily, the
    distinct visitors of a multi-day cell are unknowable; its ``visitors`` is the largest daily
    count, a lower bound on the people behind it, and that is what k is checked against.
 3. Secondary suppression: tables publish totals, so a lone hidden cell could be recovered by
    subtraction. ``suppress`` hides more cells until no hidden value is fixed by the published
    ones (see its docstring).
+4. Only whole UTC days that are over are published, each day suppressed on its own, and a
+   window's totals add up only what its days published (``_grid``): every published number is
+   the same in every window holding its day, so subtracting two overlapping windows (1 h from
+   2 h) reveals nothing the days do not show (docs/security.md, known limits).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import threading
@@ -85,6 +91,20 @@ def coarse_model(model: str) -> str:
     return model if isinstance(model, str) and re.fullmatch(MODEL, model) else LOCAL_MODEL
 
 
+# What an event keeps of a latency: the upper bound of its bucket, in ms. A duration to the
+# millisecond would join an event to its generation row (``generations.duration_ms``).
+LATENCY_BUCKETS_MS = (250, 500, 1000, 2000, 4000, 8000, 15000, 30000, 60000, 120000, 300000)
+
+
+def _finite(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value) and value >= 0
+
+
+def latency_bucket(latency_ms: float) -> float:
+    """The bucket ``latency_ms`` falls in, as its upper bound (the last bucket is open)."""
+    return float(next((b for b in LATENCY_BUCKETS_MS if latency_ms <= b), LATENCY_BUCKETS_MS[-1]))
+
+
 def make_event(
     *,
     visitor_hash: str,
@@ -105,11 +125,16 @@ def make_event(
     ``styles`` are preset names (``[a-z0-9-]``); a user's own saved style must be passed as
     ``"custom"``, never by its name. ``status`` is ``"ok"`` or the error's class name. Raises
     ValidationError if any field could carry free text.
+
+    Time and latency are coarse on purpose: the UTC day (midnight, in the ``hour_bucket``
+    column the files have always had) and the latency's bucket (``latency_bucket``). With
+    the hour and the millisecond, an event joined its ``generations`` row (same hour, duration
+    within a few ms) and so its user and prompt (issue 17, tests/test_security.py).
     """
-    hour = _utc(now).replace(minute=0, second=0, microsecond=0)
+    day = _utc(now).replace(hour=0, minute=0, second=0, microsecond=0)
     return check_event(
         {
-            "hour_bucket": hour,
+            "hour_bucket": day,
             "front_door": front_door,
             "model": coarse_model(model),
             "styles": list(dict.fromkeys(styles)),
@@ -119,7 +144,7 @@ def make_event(
             "num_images": num_images,
             "steps": steps,
             "status": status,
-            "latency_ms": latency_ms,
+            "latency_ms": latency_bucket(latency_ms) if _finite(latency_ms) else latency_ms,
             "visitor_hash": visitor_hash,
         }
     )
@@ -206,20 +231,23 @@ def _cheapest_rectangle(
 
 
 def parse_since(since: Since, now: datetime | None = None) -> datetime:
-    """The start of a window: '12h' (hours, from the current hour), '30d' or '2w' (whole UTC
-    days including today), an ISO date, or a date/datetime."""
+    """The start of a window, always a UTC midnight: '30d' or '2w' (the whole days up to
+    yesterday), '12h' (widened to the whole days that cover it: 1 to 24 hours is yesterday),
+    an ISO date, or a date/datetime (its day).
+
+    Windows are whole days because published numbers must not depend on where a window
+    starts: a window of 1 h and one of 2 h differ by one hour's events, which may be one
+    person's (issue 17, tests/test_security.py). See ``published_days``."""
     now = _utc(now)
     if isinstance(since, datetime):
-        return _utc(since)
+        return datetime.combine(_utc(since).date(), time())
     if isinstance(since, date):
         return datetime.combine(since, time())
     match = re.fullmatch(r"\s*(\d{1,5})\s*([hdw])\s*", str(since))
     if match:
         count, unit = int(match[1]), match[2]
-        if unit == "h":
-            return now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=count - 1)
-        days = count * (7 if unit == "w" else 1)
-        return datetime.combine(now.date() - timedelta(days=days - 1), time())
+        days = -(-count // 24) if unit == "h" else count * (7 if unit == "w" else 1)
+        return datetime.combine(now.date() - timedelta(days=max(days, 1)), time())
     try:
         return datetime.combine(date.fromisoformat(str(since).strip()), time())
     except ValueError:
@@ -227,6 +255,12 @@ def parse_since(since: Since, now: datetime | None = None) -> datetime:
             f"since: expected a window such as 12h, 30d or 2w, or a date such as 2026-11-01; "
             f"got {since!r}."
         ) from None
+
+
+def published_days(frame: pd.DataFrame, now: datetime | None = None) -> pd.DataFrame:
+    """The rows of whole days that are over (``day`` before today, UTC): today's numbers
+    still change, and the difference of two looks at them is what came in between."""
+    return frame[frame["day"] < _utc(now).date().isoformat()].reset_index(drop=True)
 
 
 def _k(store, k: int | None) -> int:
@@ -237,42 +271,59 @@ def _k(store, k: int | None) -> int:
 
 
 def _grid(store, dimension: str, since, k: int | None) -> pd.DataFrame:
-    """Day x value table with totals, suppressed; long format with TOTAL labels."""
+    """Day x value table with totals, suppressed; long format with TOTAL labels.
+
+    Each day is suppressed on its own (its cells and its total, ``suppress`` on that one
+    day's table), and the window's ``(all)`` row adds up only what the days published, so
+    every number shown is the same in every window that holds its day: overlapping windows
+    can be subtracted without revealing a hidden cell.
+    """
     k = _k(store, k)
-    counts = store.usage_counts(dimension, parse_since(since))
+    counts = published_days(store.usage_counts(dimension, parse_since(since)))
     columns = ["day", dimension, "events", "visitors", "suppressed"]
-    if counts.empty:
-        return pd.DataFrame(columns=columns)
-    cells = counts[~counts["total"]]
-    days = sorted(counts["day"].unique())
-    values = sorted(cells["value"].unique())
-    shape = (len(days) + 1, len(values) + 1)
-    events, visitors = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
-    day_at = {day: index for index, day in enumerate(days)}
-    value_at = {value: index for index, value in enumerate(values)}
-    for row in cells.itertuples():
-        events[day_at[row.day], value_at[row.value]] = row.events
-        visitors[day_at[row.day], value_at[row.value]] = row.visitors
-    for row in counts[counts["total"]].itertuples():
-        events[day_at[row.day], -1] = row.events
-        visitors[day_at[row.day], -1] = row.visitors
-    events[-1, :] = events[:-1, :].sum(axis=0)
-    visitors[-1, :] = visitors[:-1, :].max(axis=0)  # lower bound on distinct people
-    hidden = suppress(events, visitors, k)
-    labels_day = [*days, TOTAL]
-    labels_value = [*values, TOTAL]
-    records = [
-        (
-            labels_day[r],
-            labels_value[c],
-            None if hidden[r, c] else int(events[r, c]),
-            None if hidden[r, c] else int(visitors[r, c]),
-            bool(hidden[r, c]),
+    types = {"events": "Int64", "visitors": "Int64", "suppressed": bool}
+    if counts.empty:  # typed, so that filtering on "suppressed" works on it too
+        return pd.DataFrame(columns=columns).astype(types)
+    values = sorted(counts.loc[~counts["total"], "value"].unique())
+    window_events = np.zeros(len(values) + 1, dtype=np.int64)
+    window_visitors = np.zeros(len(values) + 1, dtype=np.int64)
+    seen = np.zeros(len(values) + 1, dtype=bool)
+    records = []
+    for day, rows in counts.groupby("day", sort=True):
+        events = np.zeros((2, len(values) + 1), dtype=np.int64)
+        visitors = np.zeros_like(events)
+        for row in rows.itertuples():
+            at = -1 if row.total else values.index(row.value)
+            events[:, at], visitors[:, at] = row.events, row.visitors
+        hidden = suppress(events, visitors, k)[0]  # one day, its totals row itself
+        exists = events[0] > 0
+        seen |= exists
+        shown = exists & ~hidden
+        window_events[shown] += events[0][shown]
+        window_visitors[shown] = np.maximum(window_visitors[shown], visitors[0][shown])
+        for at in np.nonzero(exists)[0]:
+            published = not hidden[at]
+            records.append(
+                (
+                    day,
+                    [*values, TOTAL][at],
+                    int(events[0, at]) if published else None,
+                    int(visitors[0, at]) if published else None,
+                    not published,
+                )
+            )
+    for at in np.nonzero(seen)[0]:  # visitors: the best day, a lower bound on people
+        published = window_visitors[at] >= k
+        records.append(
+            (
+                TOTAL,
+                [*values, TOTAL][at],
+                int(window_events[at]) if published else None,
+                int(window_visitors[at]) if published else None,
+                not published,
+            )
         )
-        for r, c in zip(*np.nonzero(events > 0), strict=True)
-    ]
-    frame = pd.DataFrame.from_records(records, columns=columns)
-    return frame.astype({"events": "Int64", "visitors": "Int64"})
+    return pd.DataFrame.from_records(records, columns=columns).astype(types)
 
 
 def style_trends(store, since: Since = "30d", k: int | None = None) -> pd.DataFrame:
@@ -315,7 +366,7 @@ def latency(store, since: Since = "30d", k: int | None = None) -> pd.DataFrame:
     secondary suppression, and could undo it.
     """
     k = _k(store, k)
-    frame = store.usage_latency(parse_since(since))
+    frame = published_days(store.usage_latency(parse_since(since)))
     frame["suppressed"] = frame["visitors"] < k
     frame = frame[["day", "model", "p50_ms", "p95_ms", "suppressed"]]
     frame = frame.astype({"p50_ms": "Float64", "p95_ms": "Float64"}).round(1)
@@ -326,7 +377,7 @@ def latency(store, since: Since = "30d", k: int | None = None) -> pd.DataFrame:
 def daily_uniques(store, since: Since = "30d", k: int | None = None) -> pd.DataFrame:
     """Distinct visitors per day (each day's hash salt is new, so days cannot be linked)."""
     k = _k(store, k)
-    counts = store.usage_counts("front_door", parse_since(since))
+    counts = published_days(store.usage_counts("front_door", parse_since(since)))
     frame = counts[counts["total"]][["day", "visitors"]].reset_index(drop=True)
     frame["suppressed"] = frame["visitors"] < k
     frame = frame.astype({"visitors": "Int64"})

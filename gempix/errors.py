@@ -57,6 +57,17 @@ class UserLockedError(GemPixError):
     status = 409
 
 
+class BudgetExceeded(GemPixError):
+    """The user spent their generation budget for now (``gempix.budget``); ``headers`` carry
+    ``Retry-After`` for the HTTP API."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class StoreError(GemPixError):
     """The database failed in a way the caller cannot fix (disk full, closed store...)."""
 

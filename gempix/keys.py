@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 from typing import TYPE_CHECKING, Any
 
 from .errors import GemPixError, PermissionDenied, ValidationError
@@ -37,6 +38,7 @@ SECRET_BYTES = 32
 _KEY = re.compile(rf"gpx_([0-9a-f]{{{PREFIX_HEX}}})_([A-Za-z0-9_-]{{43}})")
 UNKNOWN_API_KEY = "Missing, unknown or revoked API key. Send it as 'Authorization: Bearer gpx_...'."
 _DUMMY_HASH = "0" * 64  # compared against when no key row exists, so timing says nothing
+_NO_PREFIX = "g" * PREFIX_HEX  # looked up for a malformed key: not hex, so never a real prefix
 
 
 class InvalidKeyError(GemPixError):
@@ -101,6 +103,7 @@ class Keys:
 
     def __init__(self, studio: Studio):
         self.studio = studio
+        self._create_lock = threading.Lock()
 
     def create(
         self, user_id: str, role: str = "user", name: str = ""
@@ -122,14 +125,27 @@ class Keys:
         name = (name or "").strip()
         prefix = secrets.token_hex(PREFIX_HEX // 2)
         secret = secrets.token_urlsafe(SECRET_BYTES)
-        store.create_api_key_row(
-            prefix,
-            user_id,
-            name or f"key {prefix}",
-            role,
-            hash_secret(server_secret(self.studio.settings), prefix, secret),
-        )
+        with self._create_lock:  # count and create as one step in this process
+            self._check_room(user_id)
+            store.create_api_key_row(
+                prefix,
+                user_id,
+                name or f"key {prefix}",
+                role,
+                hash_secret(server_secret(self.studio.settings), prefix, secret),
+            )
         return f"{KEY_START}{prefix}_{secret}", _public(store.get_api_key(prefix) or {})
+
+    def _check_room(self, user_id: str) -> None:
+        """Refuse a key beyond ``GEMPIX_MAX_KEYS_PER_USER`` unrevoked ones: each key has its
+        own rate limits, so unlimited keys would mean unlimited requests."""
+        most = self.studio.settings.max_keys_per_user
+        active = sum(1 for row in self.list(user_id) if row.get("revoked_at") is None)
+        if user_id != LOCAL_USER and active >= most:
+            raise ValidationError(
+                f"keys: you have {active} active API keys, the most allowed ({most}); "
+                "revoke one before creating another."
+            )
 
     def verify(self, bearer: Any) -> KeyInfo:
         """Who ``bearer`` (a key, with or without ``Bearer``) speaks for; else InvalidKeyError.
@@ -139,9 +155,9 @@ class Keys:
         ``admin`` only for an admin key of an account that is an admin now.
         """
         parsed = parse_key(bearer)
-        prefix, secret = parsed if parsed else ("0" * PREFIX_HEX, "")
+        prefix, secret = parsed if parsed else (_NO_PREFIX, "")
         store = self.studio.store
-        row = store.get_api_key(prefix) if parsed else None
+        row = store.get_api_key(prefix)  # a malformed key reads too: same work, same time
         expected = row["secret_hash"] if row else _DUMMY_HASH
         actual = hash_secret(server_secret(self.studio.settings), prefix, secret)
         matches = hmac.compare_digest(expected.encode(), actual.encode())

@@ -8,19 +8,28 @@ runs any app in a background thread on a free port, for tests, benchmarks and no
 
 Anonymous web use is rate limited per client too: POSTs that start Gradio events count
 against ``rate_web`` under a per-process pseudonym of the client address (memory only).
+Mounted Blocks are marked launched (``_mount``), so Gradio accepts file inputs only from its
+upload folder, as it does for ``launch()``; the queue is the only way to run a function
+(``api_open=False`` in ``ui.app.build_app``). The client address is the socket's unless the
+peer is one of ``GEMPIX_TRUSTED_PROXIES``; there is no access log unless
+``GEMPIX_ACCESS_LOG`` asks for one; ``serve`` runs under umask 077 with Gradio's cache in
+``GEMPIX_CACHE_DIR`` (docs/security.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI
+from gradio.utils import get_upload_folder
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -30,6 +39,7 @@ from .api.errors import RateLimited, error_body
 from .api.mcp import MCP_PATH, build_mcp
 from .api.ratelimit import client_id
 from .errors import SettingsError
+from .filemodes import private_dir, private_process
 from .service import Studio
 from .settings import Settings
 from .ui.app import build_app, launch_options, running_on_space
@@ -37,7 +47,13 @@ from .ui.app import build_app, launch_options, running_on_space
 log = logging.getLogger("gempix.server")
 
 # Gradio routes that start work; page loads, files and static assets are not counted.
-WEB_EVENT_PATHS = ("/gradio_api/queue/join", "/gradio_api/call/", "/gradio_api/run/")
+# ``/api/`` and ``/run/`` are closed to queued functions (api_open=False) but still counted.
+WEB_EVENT_PATHS = (
+    "/gradio_api/queue/join",
+    "/gradio_api/call/",
+    "/gradio_api/run/",
+    "/gradio_api/api/",
+)
 
 
 class WebRateLimit:
@@ -80,8 +96,9 @@ def build_server(
     if ctx.config.limited("web"):
         app.add_middleware(WebRateLimit, ctx=ctx)
     settings = studio.settings
+    private_dir(get_upload_folder())  # Gradio's cache: uploads, served copies, exports
     if mcp:
-        gr.mount_gradio_app(
+        _mount(
             app,
             build_mcp(ctx),
             path=MCP_PATH,
@@ -95,7 +112,7 @@ def build_server(
     if ui:
         if blocks is None:
             blocks = build_app(studio, on_space=running_on_space())
-        gr.mount_gradio_app(
+        _mount(
             app,
             blocks,
             path="/",
@@ -104,6 +121,36 @@ def build_server(
             **launch_options(),
         )
     return app
+
+
+def _mount(app: FastAPI, blocks: gr.Blocks, **options: Any) -> None:
+    """``gr.mount_gradio_app``, then mark ``blocks`` launched: Gradio checks that a file input
+    is one of this app's uploads (``processing_utils._check_allowed``) only for launched
+    Blocks, so a mounted app would otherwise read any path a caller names, another user's
+    images included (tests/test_security.py)."""
+    gr.mount_gradio_app(app, blocks, **options)
+    blocks.has_launched = True
+
+
+def uvicorn_options(trusted_proxies: str = "", access_log: bool = False) -> dict[str, Any]:
+    """How uvicorn sees clients: ``X-Forwarded-For`` only from ``trusted_proxies`` (uvicorn
+    would otherwise believe any local peer, so a client behind no proxy could name a new
+    address per request and escape every per-client limit), and no access log unless asked
+    (it would keep addresses next to raw paths holding image ids)."""
+    proxies = ",".join(part.strip() for part in trusted_proxies.split(",") if part.strip())
+    return {
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies or None,
+        "access_log": access_log,
+    }
+
+
+def private_serving(settings: Settings) -> None:
+    """Before a server writes anything: umask 077 for this process, and Gradio's cache in the
+    private ``settings.cache_dir`` (Gradio reads ``GRADIO_TEMP_DIR`` when it builds the app
+    and at each request; its default, /tmp/gradio, is shared and world-readable)."""
+    private_process()
+    os.environ["GRADIO_TEMP_DIR"] = str(private_dir(settings.cache_dir))
 
 
 def _check_tls(ssl_certfile: str | None, ssl_keyfile: str | None) -> None:
@@ -125,6 +172,7 @@ def serve(
 ) -> None:
     """Serve GemPix on ``settings.host:settings.port`` until interrupted (Ctrl+C)."""
     _check_tls(ssl_certfile, ssl_keyfile)
+    private_serving(settings)
     studio = Studio(settings)
     try:
         studio.provenance.check()  # a bad GEMPIX_C2PA_CERT/KEY stops here, not at an image
@@ -145,6 +193,7 @@ def serve(
             ssl_keyfile=ssl_keyfile,
             log_level=log_level,
             timeout_graceful_shutdown=10,
+            **uvicorn_options(settings.trusted_proxies, settings.access_log),
         )
     finally:
         studio.close()
@@ -184,9 +233,13 @@ def start_server(
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
     timeout: float = 60.0,
+    trusted_proxies: str = "",
+    access_log: bool = False,
+    log_level: str = "warning",
 ) -> RunningServer:
     """Run ``app`` with uvicorn in a daemon thread; ``port=0`` picks a free port. Returns once
-    the server listens (bounded by ``timeout`` seconds), with its URL."""
+    the server listens (bounded by ``timeout`` seconds), with its URL. Clients are seen as
+    ``serve`` sees them (``uvicorn_options``)."""
     _check_tls(ssl_certfile, ssl_keyfile)
     config = uvicorn.Config(
         app,
@@ -194,8 +247,9 @@ def start_server(
         port=port,
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
-        log_level="warning",
+        log_level=log_level,
         timeout_graceful_shutdown=1,  # open event streams (a client's heartbeat) end at once
+        **uvicorn_options(trusted_proxies, access_log),
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="gempix-uvicorn", daemon=True)

@@ -22,6 +22,7 @@ from typing import Any
 
 from . import __version__, references
 from .analytics import Analytics, VisitorHasher, make_event
+from .budget import GenerationBudget
 from .catalogue import ModelInfo, catalogue
 from .characters import Characters
 from .content_credentials import ContentCredentials, Source, request_sources
@@ -39,6 +40,7 @@ from .engine.request import Plan, plan
 from .engine.runtime import resolve_device
 from .engine.upscale import UPSCALE_INFO, Upscaler, check_backend, upscale_target, upscaler_for
 from .errors import GemPixError, ValidationError
+from .filemodes import private_dir
 from .gallery import Images
 from .images import load_image
 from .keys import Keys
@@ -181,6 +183,7 @@ class Studio:
         self._upscaler: tuple[LoadedModel, Upscaler] | None = None
         self.visitors = VisitorHasher()
         self.served = ServedCopies(settings)
+        self.budget = GenerationBudget(settings.rate_user_generate)
         self._store = store
         self._store_lock = threading.Lock()
         self.images = Images(self)
@@ -194,6 +197,7 @@ class Studio:
     def store(self) -> Store:
         with self._store_lock:
             if self._store is None:
+                private_dir(self.settings.data_dir)  # all below it is personal (filemodes.py)
                 self._store = Store.open(self.settings)
             return self._store
 
@@ -328,8 +332,12 @@ class Studio:
         front_door: str = "cli",
         progress: Progress | None = None,
         on_preview: OnPreview | None = None,
+        admitted: bool = False,
     ) -> GenerationResult:
         """Admit, generate, save PNGs, and commit the records before returning.
+
+        ``admitted``: the caller ran ``admit`` already (the API, before queueing), so the
+        budget is not spent twice; the user is still checked again.
 
         Every attempt leaves one anonymous usage event (unless the user objected); a failure
         is re-raised after its event. Files written for a user who was erased meanwhile are
@@ -337,7 +345,11 @@ class Studio:
         ``on_preview(step, total, image)`` gets a small PIL preview after every denoising step.
         """
         started = time.perf_counter()
-        self.admit(request, user_id)
+        if admitted:
+            self.privacy.admit(user_id)
+        else:
+            self.admit(request, user_id)
+        progress = self.privacy.watch(user_id, progress)  # an erasure stops it at its next step
         try:
             result = self.render(
                 request, user_id=user_id, progress=progress, started=started, on_preview=on_preview
@@ -350,10 +362,12 @@ class Studio:
         return result
 
     def admit(self, request: Any, user_id: str) -> None:
-        """May ``user_id`` make ``request`` now? (A request, and an admitted user.)"""
+        """May ``user_id`` make ``request`` now? (A request, an admitted user, and a user
+        within their generation budget, ``budget.py``.)"""
         if not isinstance(request, GenerationRequest):
             raise ValidationError("request: expected a GenerationRequest.")
         self.privacy.admit(user_id)
+        self.budget.spend(user_id)
 
     def render(
         self,
@@ -489,6 +503,7 @@ class Studio:
                 image.path.unlink(missing_ok=True)
             with contextlib.suppress(OSError):  # the folder of a user erased meanwhile
                 (self.settings.images_dir / user_id).rmdir()
+            self.privacy.still_active(user_id)  # erased meanwhile: 409, as documented
             raise
 
     def record_usage(

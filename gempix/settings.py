@@ -126,6 +126,13 @@ class Settings:
         "Where images, the database, the tiny model and the server secret live.",
         _text,
     )
+    cache_dir: Path = setting(
+        "",
+        ("GEMPIX_CACHE_DIR",),
+        "Gradio's cache (uploads, served copies, previews, exports; mode 0700); empty is "
+        "<data dir>/cache.",
+        str,
+    )
     device: str = setting(
         "auto",
         ("GEMPIX_DEVICE",),
@@ -213,6 +220,19 @@ class Settings:
         _rate,
         api=True,
     )
+    rate_user_generate: str = setting(
+        "20/minute",
+        ("GEMPIX_RATE_USER_GENERATE",),
+        "Generations per user across all their keys, the web app and MCP (moving window; "
+        "gempix/budget.py); off disables. The local operator is not counted.",
+        _rate,
+    )
+    max_keys_per_user: int = setting(
+        10,
+        ("GEMPIX_MAX_KEYS_PER_USER",),
+        "Most unrevoked API keys one user may hold.",
+        _int_range(1, 1000),
+    )
     rate_requests: str = setting(
         "600/hour",
         ("GEMPIX_RATE_REQUESTS",),
@@ -240,6 +260,19 @@ class Settings:
         "redis://... to share rate-limit counters between workers; empty keeps them in memory.",
         str,
         api=True,
+    )
+    trusted_proxies: str = setting(
+        "",
+        ("GEMPIX_TRUSTED_PROXIES",),
+        "Comma-separated addresses (or CIDR ranges) of reverse proxies whose X-Forwarded-For "
+        "is believed; empty believes none, so a client cannot pick its own address.",
+        str,
+    )
+    access_log: bool = setting(
+        False,
+        ("GEMPIX_ACCESS_LOG",),
+        "uvicorn's access log (client addresses, raw paths with ids); off by default.",
+        _boolean,
     )
     max_body_bytes: int = setting(
         50331648,
@@ -342,6 +375,10 @@ class Settings:
         if unknown:
             raise SettingsError(f"Unknown setting(s): {', '.join(sorted(unknown))}")
         values["data_dir"] = Path(values["data_dir"]).expanduser()
+        cache = str(values["cache_dir"]).strip()
+        values["cache_dir"] = (
+            Path(cache).expanduser() if cache not in ("", ".") else values["data_dir"] / "cache"
+        )
         return cls(**values)
 
     @property

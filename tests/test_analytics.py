@@ -73,7 +73,9 @@ def test_salts_live_at_most_two_days_and_never_leave_memory():
 
 def test_make_event_is_coarse():
     made = event("alice", styles=["noir", "noir", "watercolor"], resolution_class="4k")
-    assert made["hour_bucket"] == datetime(2026, 11, 27, 10)
+    assert made["hour_bucket"] == datetime(2026, 11, 27)  # the day: an hour joins generations
+    assert made["latency_ms"] == 250.0  # 100 ms, as its bucket
+    assert [analytics.latency_bucket(ms) for ms in (0, 251, 999.9, 10**7)] == [250, 500, 1000, 3e5]
     assert made["styles"] == ["noir", "watercolor"]
     assert "alice" not in str(made)
     assert event("a", model="/home/alice/models/mine")["model"] == analytics.LOCAL_MODEL
@@ -110,10 +112,12 @@ def test_store_refuses_events_not_made_by_make_event(store):
 
 def test_parse_since():
     now = datetime(2026, 11, 29, 14, 40)
-    assert analytics.parse_since("1d", now) == datetime(2026, 11, 29)
-    assert analytics.parse_since("30d", now) == datetime(2026, 10, 31)
-    assert analytics.parse_since("2w", now) == datetime(2026, 11, 16)
-    assert analytics.parse_since("3h", now) == datetime(2026, 11, 29, 12)
+    assert analytics.parse_since("1d", now) == datetime(2026, 11, 28)  # whole days, to yesterday
+    assert analytics.parse_since("30d", now) == datetime(2026, 10, 30)
+    assert analytics.parse_since("2w", now) == datetime(2026, 11, 15)
+    assert analytics.parse_since("3h", now) == datetime(2026, 11, 28)  # widened to a whole day
+    assert analytics.parse_since("25h", now) == datetime(2026, 11, 27)
+    assert analytics.parse_since(datetime(2026, 11, 2, 13), now) == datetime(2026, 11, 2)
     assert analytics.parse_since("2026-11-01", now) == datetime(2026, 11, 1)
     with pytest.raises(ValidationError, match="30d"):
         analytics.parse_since("last month", now)
@@ -186,8 +190,9 @@ def test_latency_and_error_rates(store):
     add_visitors(store, hasher, 10, prefix="d", model="sd-turbo", status="OutOfMemoryError")
     latency = analytics.latency(store, "2026-11-01").set_index("model")
     assert list(latency.columns) == ["day", "p50_ms", "p95_ms", "suppressed"]
-    assert latency.loc["sd-turbo", "p50_ms"] == pytest.approx(200.0)  # failures not timed
-    assert latency.loc["sd-turbo", "p95_ms"] == pytest.approx(300.0)
+    # 100 and 300 ms are kept as their buckets, 250 and 500; failures are not timed
+    assert latency.loc["sd-turbo", "p50_ms"] == pytest.approx(375.0)
+    assert latency.loc["sd-turbo", "p95_ms"] == pytest.approx(500.0)
     assert latency.loc["flux-schnell", "suppressed"]
     assert latency["p95_ms"].isna().tolist() == [True, False]
     rates = analytics.error_rates(store, "2026-11-01").set_index(["day", "status"])
@@ -219,8 +224,8 @@ def test_snapshot_is_zstd_parquet_of_usage_events_only(store, tmp_path):
 def filled_data_dir(settings, visitors=12):
     with Store.open(settings) as store:
         hasher = analytics.VisitorHasher()
-        now = datetime.now(timezone.utc)
-        add_visitors(store, hasher, visitors, when=now, styles=["watercolor"])
+        yesterday = datetime.now(timezone.utc) - timedelta(days=1)  # today is not published
+        add_visitors(store, hasher, visitors, when=yesterday, styles=["watercolor"])
     return str(settings.data_dir)
 
 

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import zipfile
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -361,6 +362,7 @@ def _usage(store, visitors: dict[str, int]) -> None:
     """Anonymous usage events from distinct visitors per resolution, as the service makes."""
     from gempix.analytics import make_event
 
+    yesterday = datetime.now(timezone.utc) - timedelta(days=1)
     index = 0
     for resolution, count in visitors.items():
         for _ in range(count):
@@ -374,6 +376,7 @@ def _usage(store, visitors: dict[str, int]) -> None:
                     latency_ms=120.0 + index,
                     styles=["watercolor"],
                     resolution_class=resolution,
+                    now=yesterday,  # only days that are over are published
                 )
             )
     store.flush()

@@ -212,7 +212,7 @@ def test_age_gate_refuses_until_confirmed_and_never_creates_users(studio):
 
 def test_policy_is_packaged_with_version_and_date_and_says_what_gempix_does():
     policy = load_policy()
-    assert policy.version == "1.0" and policy.last_updated == date(2026, 11, 29)
+    assert policy.version == "1.1" and policy.last_updated == date(2026, 12, 3)
     assert not policy.text.startswith("---")
     text = " ".join(policy.text.replace("**", "").split())
     for promise in (

@@ -270,8 +270,7 @@ def test_a_generation_finishing_during_erasure_recreates_nothing(studio, release
     assert not worker.is_alive()
 
     (error,) = outcome
-    expected = UserLockedError if release == "after_lock" else NotFoundError
-    assert isinstance(error, expected), error
+    assert isinstance(error, UserLockedError), error  # 409 either way, as docs/api.md says
     assert report.verified and report.rows["generations"] == 1
     for table in PER_USER_TABLES:
         assert store.rows_for_user(table, user_id) == [], table

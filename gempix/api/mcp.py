@@ -18,9 +18,10 @@ from typing import Any
 import gradio as gr
 
 from ..errors import GemPixError
-from ..keys import KeyInfo
+from ..keys import InvalidKeyError, KeyInfo
 from .context import API_PREFIX, ApiContext
 from .errors import INTERNAL_ERROR, log
+from .ratelimit import client_id
 from .routes.generate import prepare, run_generation
 from .schemas import GenerateBody
 
@@ -40,6 +41,7 @@ def build_mcp(ctx: ApiContext) -> gr.Blocks:
         resolution: str = "native",
         styles: str = "",
         authorization: gr.Header | None = None,
+        request: gr.Request = None,
     ) -> str:
         """Generate an image with GemPix from a text prompt; it is saved to your gallery.
 
@@ -63,7 +65,12 @@ def build_mcp(ctx: ApiContext) -> gr.Blocks:
         key: KeyInfo | None = None
         status, error_class = 200, None
         try:
-            key = ctx.studio.keys.verify(authorization)
+            try:
+                key = ctx.studio.keys.verify(authorization)
+            except InvalidKeyError:  # guessing keys costs as much as over HTTP (auth.py)
+                client = getattr(request, "client", None)
+                ctx.limits.check("anonymous", client_id(getattr(client, "host", None)))
+                raise
             ctx.limits.check("requests", key.prefix)
             ctx.limits.check("generate", key.prefix)
             body = GenerateBody(

@@ -45,6 +45,10 @@ def inventory_markdown() -> str:
         "export ZIPs | no | every copy deleted, then the list |",
         "| usage snapshots (`*.parquet`) | copies of `usage_events` | no | rows linkable "
         "as above are removed from snapshots under the data dir |",
+        "| server access log (uvicorn, standard output) | off by default; with "
+        "`GEMPIX_ACCESS_LOG=true`: client addresses, times, raw paths (image ids, cache file "
+        "names) | no | not reachable by GemPix: kept as long as the operator keeps the "
+        "process output (docs/security.md) |",
     ]
     return "\n".join(lines)
 

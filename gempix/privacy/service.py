@@ -67,6 +67,15 @@ class Privacy:
         """The user's row if they may generate now; else the error that says why not."""
         return gate.admit(self.studio.store, self.studio.settings, user_id)
 
+    def watch(self, user_id: str, progress: Any = None) -> gate.Progress:
+        """``progress`` that stops the generation (UserLockedError) once the user is being
+        erased: the privacy watch (``gate.watch``)."""
+        return gate.watch(self.studio.store, user_id, progress)
+
+    def still_active(self, user_id: str) -> None:
+        """UserLockedError (409) if the user is being erased or is gone."""
+        gate.still_active(self.studio.store, user_id)
+
     # -- policy and consent --------------------------------------------------------------------
 
     def needs_notice(self, user_id: str) -> bool:

@@ -47,7 +47,8 @@ PER_USER_TABLES: dict[str, TablePolicy] = {
 
 # Kept on erasure, because they hold nothing that identifies a person.
 KEPT_TABLES: dict[str, str] = {
-    "usage_events": "anonymous: hour, coarse fields, a visitor hash whose salt rotates daily "
+    "usage_events": "anonymous: day, coarse fields, a latency bucket, a visitor hash whose salt "
+    "rotates daily "
     "(Parquet files under usage/, queried with DuckDB)",
     "privacy_requests": "audit: a request's kind, times and row counts, under a keyed user hash",
 }

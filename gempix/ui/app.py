@@ -160,7 +160,9 @@ def build_app(studio: Studio, *, on_space: bool = False, max_queue: int = MAX_QU
             ]
 
         gr.api(list_images, api_name="list_images")
-    return app.queue(max_size=max_queue, default_concurrency_limit=4)
+    # api_open=False: POST /gradio_api/api/<name> and /run/<name> would run a function past
+    # the queue's size, the GPU concurrency limit and the web rate limit (tests/test_security.py)
+    return app.queue(max_size=max_queue, default_concurrency_limit=4, api_open=False)
 
 
 def launch(settings: Settings, **kwargs):

@@ -75,7 +75,9 @@ def prepare(body: GenerateBody, ctx: ApiContext, user_id: str) -> GenerationRequ
 
 def run_generation(ctx: ApiContext, request: GenerationRequest, user_id: str, job):
     """Queue one generation in ``user_id``'s name; ``job.check`` runs between steps."""
-    return ctx.studio.generate(request, user_id=user_id, front_door="api", progress=job.check)
+    return ctx.studio.generate(
+        request, user_id=user_id, front_door="api", progress=job.check, admitted=True
+    )
 
 
 @router.post(
