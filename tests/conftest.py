@@ -11,6 +11,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import services
 
 # Before anything imports huggingface_hub or gradio: nothing in the suite reaches the network.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -37,8 +38,27 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("GEMPIX_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    for var in ("GEMPIX_MODEL", "GEMPIX_DEVICE", "GEMPIX_DTYPE", "PORT", "GRADIO_SERVER_PORT"):
+    for var in (
+        "GEMPIX_MODEL",
+        "GEMPIX_DEVICE",
+        "GEMPIX_DTYPE",
+        "GEMPIX_DATABASE_URL",
+        "GEMPIX_REDIS_URL",
+        "PORT",
+        "GRADIO_SERVER_PORT",
+    ):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(params=services.BACKENDS)
+def database_url(request, monkeypatch):
+    """Each test that asks for it runs twice: on SQLite in its data dir (``""``) and on a
+    fresh schema of the test PostgreSQL server (skipped, or failed in CI, without one, see
+    ``tests/services.py``). Processes the test starts inherit it as GEMPIX_DATABASE_URL."""
+    with services.database(request.param) as url:
+        if url:
+            monkeypatch.setenv("GEMPIX_DATABASE_URL", url)
+        yield url
 
 
 @pytest.fixture(scope="session")
