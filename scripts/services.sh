@@ -3,6 +3,7 @@
 # Source it, then start and stop:
 #
 #   source scripts/services.sh
+#   services_available        # true when this machine can start them
 #   services_start            # exports the variables below
 #   trap services_stop EXIT
 #
@@ -21,6 +22,12 @@ _services_free_port() {
 
 _services_as_owner() {
     if [ "$(id -u)" = 0 ]; then runuser -u "$SERVICES_OWNER" -- "$@"; else "$@"; fi
+}
+
+services_available() {
+    # Whether services_start can work here: PostgreSQL's binaries, and redis-server or root
+    # (to install it).
+    [ -x "$PG_BIN/initdb" ] && { [ "$(id -u)" = 0 ] || command -v redis-server >/dev/null; }
 }
 
 services_start() {

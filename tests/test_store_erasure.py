@@ -18,7 +18,7 @@ import pytest
 import services
 
 from gempix import analytics
-from gempix.errors import ValidationError
+from gempix.errors import GemPixError, ValidationError
 from gempix.settings import Settings
 from gempix.store import INTERNAL_TABLES, KEPT_TABLES, PER_USER_TABLES, Store
 from gempix.store.core import DB_FILE, backend_for
@@ -276,3 +276,20 @@ def test_postgres_scrub_leaves_nothing_in_heap_toast_index_or_wal(tmp_path):
             assert files_with(settings, user) == []
             assert files_with(settings, mark("bobby"))
             assert len(store.rows_for_user("generations", "bobby")) == 300
+
+
+def test_postgres_scrub_refuses_while_the_server_keeps_old_wal(tmp_path):
+    """A replication slot makes the server keep every WAL segment since it was made, so the
+    scrub cannot keep its promise: it says so, naming the cause, instead of reporting done."""
+    slot = f"test_{uuid.uuid4().hex[:8]}"
+    with services.postgres_schema() as url:
+        settings = Settings.load({}, data_dir=str(tmp_path / "data"), database_url=url)
+        with Store.open(settings) as store:
+            connection = store._connection()
+            connection.execute(f"SELECT pg_create_physical_replication_slot('{slot}', true)")
+            try:
+                with pytest.raises(GemPixError, match=r"keeps old WAL \(1 replication slot"):
+                    store.scrub_deleted()
+            finally:
+                connection.execute(f"SELECT pg_drop_replication_slot('{slot}')")
+            store.scrub_deleted()
