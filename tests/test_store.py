@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import services
 
 from gempix.analytics import make_event
 from gempix.errors import GemPixError, NotFoundError, ValidationError
@@ -601,3 +602,17 @@ def test_an_unreachable_server_gives_a_store_error_without_the_password(tmp_path
         Store.open(settings)
     assert "postgresql://gempix@127.0.0.1:9/nowhere" in str(raised.value)
     assert "SECRET" not in str(raised.value)
+
+
+def test_postgres_commits_wait_for_the_wal_flush_only_when_durable(tmp_path):
+    """As SQLite's NORMAL/FULL: ordinary writes survive a crash of the app (the server has
+    them), durable ones (consent, keys, an erasure's lock) a crash of the server too."""
+    with services.postgres_schema() as url:
+        settings = Settings.load({}, data_dir=str(tmp_path / "data"), database_url=url)
+        with Store.open(settings) as store:
+            with store._write("an ordinary write") as connection:
+                ordinary = connection.execute("SHOW synchronous_commit").fetchone()[0]
+            with store._write("a durable write", durable=True) as connection:
+                durable = connection.execute("SHOW synchronous_commit").fetchone()[0]
+            after = store._connection().execute("SHOW synchronous_commit").fetchone()[0]
+    assert (ordinary, durable, after) == ("off", "on", "on")

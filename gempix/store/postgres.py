@@ -12,8 +12,11 @@ The store's SQL is the same as on SQLite; what differs lives here:
 - Writers take turns, as on SQLite: ``begin_write`` takes a transaction-scoped advisory lock
   of the schema, so "check the user is not being erased, then insert" is one step against
   every other process, and concurrent first starts apply each migration once.
-- Commits are durable when they return (``synchronous_commit`` as the server has it), so
-  ``synced`` changes nothing.
+- Durability as on SQLite: a commit is on the server before it returns, so a crash of the
+  app loses nothing; writes run with ``synchronous_commit = off`` (the server flushes its WAL
+  within ~0.6 s), so a crash of the server may lose the last moment's records, and the writes
+  that must survive that too (consent, restriction, keys, an erasure's lock) run ``synced``,
+  waiting for the flush as the server's setting says.
 - Erasure (``scrub``): deleted rows stay in heap, TOAST and index pages until those are
   rewritten, and in the WAL segments written since; see ``scrub`` and docs/store.md for the
   procedure that was measured to leave none of them in the cluster's files.
@@ -54,6 +57,7 @@ class Connection:
 
     def __init__(self, raw: psycopg.Connection):
         self.raw = raw
+        self.durable = False  # set by ``PostgreSQL.synced`` for the writes in its block
 
     def execute(self, sql: str, params: Any = None) -> psycopg.Cursor:
         if params is None:
@@ -114,14 +118,22 @@ class PostgreSQL:
     @staticmethod
     def begin_write(conn: Connection) -> None:
         """Start a transaction holding this schema's write lock (one writer at a time, in
-        every process, as SQLite's ``BEGIN IMMEDIATE``); released at commit or rollback."""
-        conn.execute("BEGIN")
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('gempix:' || current_schema()))")
+        every process, as SQLite's ``BEGIN IMMEDIATE``); released at commit or rollback.
+        One round trip."""
+        relaxed = "" if conn.durable else "SET LOCAL synchronous_commit = off; "
+        conn.execute(
+            f"BEGIN; {relaxed}SELECT pg_advisory_xact_lock(hashtext('gempix:' || current_schema()))"
+        )
 
     @staticmethod
+    @contextlib.contextmanager
     def synced(conn: Connection):
-        """Every commit is already synced by the server before it returns."""
-        return contextlib.nullcontext()
+        """Commits in this block wait for the server's WAL flush before they return."""
+        conn.durable = True
+        try:
+            yield
+        finally:
+            conn.durable = False
 
     @staticmethod
     def busy_timeout(conn: Connection, seconds: float):
