@@ -2,11 +2,13 @@
 
 Both start the real app: in this process with ``start_server(build_server(...))`` for the CLI
 test, and as ``python -m gempix serve`` (so that it can be killed) for the crash test. The
-CLI runs as separate processes on the same data dir, as an operator would run it.
+CLI runs as separate processes on the same data dir, as an operator would run it. Both run
+on SQLite and on PostgreSQL (``database_url``: the processes inherit GEMPIX_DATABASE_URL).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -56,6 +58,11 @@ def generate(url: str, key: str) -> httpx.Response:
         headers={"Authorization": f"Bearer {key}"},
         timeout=WAIT_S,
     )
+
+
+@pytest.fixture
+def settings(settings, database_url):
+    return dataclasses.replace(settings, database_url=database_url)
 
 
 def test_every_cli_command_works_while_the_app_serves_the_same_data_dir(settings, tmp_path):
