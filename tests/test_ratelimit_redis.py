@@ -8,17 +8,16 @@ Needs ``GEMPIX_TEST_REDIS_URL`` (scripts/services.sh); skipped without it, faile
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
 import services
+from conftest import free_port, launch_app, wait_up
 
 from gempix.api import API_PREFIX
 
@@ -31,56 +30,24 @@ WAIT_S = 240  # bound on every wait for a process; never reached when things wor
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def front(data: Path, redis_url: str) -> tuple[subprocess.Popen, str]:
-    """One front process serving ``data`` with its limits in ``redis_url``, and its URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "GEMPIX_REDIS_URL": redis_url,
-        "GEMPIX_RATE_REQUESTS": f"{REQUESTS_LIMIT}/hour",
-        "GEMPIX_RATE_ANONYMOUS": f"{ANONYMOUS_LIMIT}/hour",
-    }
-    command = [sys.executable, "-m", "gempix", "serve", "--port", str(port), "--model", "tiny"]
-    app = subprocess.Popen(
-        [*command, "--data-dir", str(data)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return app, f"http://127.0.0.1:{port}"
-
-
-def wait_up(app: subprocess.Popen, url: str) -> None:
-    deadline, pause = time.monotonic() + WAIT_S, threading.Event()
-    while True:  # bounded: the process dies or the deadline passes
-        assert app.poll() is None, "the front stopped while starting"
-        assert time.monotonic() < deadline, "the front did not start in time"
-        try:
-            if httpx.get(f"{url}{API_PREFIX}/health", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pause.wait(0.2)
-
-
 @pytest.fixture
 def fronts(settings):
     """Two fronts on one data dir and one Redis (a fresh database of it, emptied)."""
     import redis
 
     redis_url = services.service("GEMPIX_TEST_REDIS_URL")
+    limits = {
+        "GEMPIX_REDIS_URL": redis_url,
+        "GEMPIX_RATE_REQUESTS": f"{REQUESTS_LIMIT}/hour",
+        "GEMPIX_RATE_ANONYMOUS": f"{ANONYMOUS_LIMIT}/hour",
+    }
+    ports = [free_port(), free_port()]
     apps = []
     try:
-        for _ in range(2):  # both start at once
-            apps.append(front(settings.data_dir, redis_url))
+        for port in ports:  # both start at once
+            apps.append((launch_app(settings.data_dir, port, limits), f"http://127.0.0.1:{port}"))
         for app, url in apps:
-            wait_up(app, url)
+            wait_up(app, url, WAIT_S)
         redis.Redis.from_url(redis_url).flushdb()  # the health checks above counted too
         yield [url for _, url in apps]
     finally:
