@@ -4,8 +4,8 @@
 #
 #   source scripts/services.sh
 #   services_available        # true when this machine can start them
+#   trap services_stop EXIT   # also cleans up after a start that failed halfway
 #   services_start            # exports the variables below
-#   trap services_stop EXIT
 #
 # Exports GEMPIX_TEST_DATABASE_URL (postgresql://... of a fresh cluster's superuser),
 # GEMPIX_TEST_DATABASE_DIR (that cluster's data directory, which the erasure test greps) and

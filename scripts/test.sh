@@ -12,8 +12,8 @@ bash scripts/setup.sh --dev
 .venv/bin/ruff format --check .
 source scripts/services.sh
 if [ "${GEMPIX_REQUIRE_SERVICES:-0}" = 1 ] || services_available; then
-  services_start
   trap services_stop EXIT
+  services_start
 fi
 .venv/bin/python -m pytest "$@"
 .venv/bin/python scripts/bench_smoke.py
