@@ -37,7 +37,6 @@ from .api import ApiConfig, create_app
 from .api.context import API_PREFIX, ApiContext
 from .api.errors import RateLimited, error_body
 from .api.mcp import MCP_PATH, build_mcp
-from .api.ratelimit import client_id
 from .errors import SettingsError
 from .filemodes import private_dir, private_process
 from .service import Studio
@@ -71,7 +70,8 @@ class WebRateLimit:
         ):
             client = scope.get("client")
             try:
-                self.ctx.limits.check("web", client_id(client[0] if client else None))
+                limits = self.ctx.limits
+                limits.check("web", limits.client_id(client[0] if client else None))
             except RateLimited as error:
                 response = JSONResponse(
                     error_body(error.message, 429), status_code=429, headers=error.headers

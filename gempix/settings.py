@@ -67,6 +67,13 @@ def _rate(value: str) -> str:
     return value
 
 
+def _database_url(value: str) -> str:
+    value = str(value).strip()
+    if value and not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("expected postgresql://user:password@host:port/database, or empty")
+    return value
+
+
 def _text(value: str) -> str:
     if not str(value).strip():
         raise ValueError("must not be empty")
@@ -253,6 +260,13 @@ class Settings:
         "Web app events started per client; off disables.",
         _rate,
         api=True,
+    )
+    database_url: str = setting(
+        "",
+        ("GEMPIX_DATABASE_URL",),
+        "postgresql://user:password@host:port/database to keep the personal records in "
+        "PostgreSQL (install gempix[postgres]); empty keeps them in SQLite in the data dir.",
+        _database_url,
     )
     redis_url: str = setting(
         "",

@@ -8,9 +8,14 @@ import io
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import services
 
 # Before anything imports huggingface_hub or gradio: nothing in the suite reaches the network.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -37,8 +42,27 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("GEMPIX_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    for var in ("GEMPIX_MODEL", "GEMPIX_DEVICE", "GEMPIX_DTYPE", "PORT", "GRADIO_SERVER_PORT"):
+    for var in (
+        "GEMPIX_MODEL",
+        "GEMPIX_DEVICE",
+        "GEMPIX_DTYPE",
+        "GEMPIX_DATABASE_URL",
+        "GEMPIX_REDIS_URL",
+        "PORT",
+        "GRADIO_SERVER_PORT",
+    ):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(params=services.BACKENDS)
+def database_url(request, monkeypatch):
+    """Each test that asks for it runs twice: on SQLite in its data dir (``""``) and on a
+    fresh schema of the test PostgreSQL server (skipped, or failed in CI, without one, see
+    ``tests/services.py``). Processes the test starts inherit it as GEMPIX_DATABASE_URL."""
+    with services.database(request.param) as url:
+        if url:
+            monkeypatch.setenv("GEMPIX_DATABASE_URL", url)
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -207,3 +231,33 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def launch_app(data: Path, port: int, env: dict[str, str]) -> subprocess.Popen:
+    """``gempix serve`` of the tiny model on ``data`` in its own process (``env`` added to
+    this one's); ``wait_up`` waits until it answers."""
+    command = [sys.executable, "-m", "gempix", "serve", "--port", str(port), "--model", "tiny"]
+    return subprocess.Popen(
+        [*command, "--data-dir", str(data)],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_up(app: subprocess.Popen, url: str, timeout: float = 240) -> None:
+    """Until ``url`` answers its health check; fails if the process stops or ``timeout``
+    seconds pass (a bound that is never reached when things work)."""
+    import httpx
+
+    from gempix.api import API_PREFIX
+
+    deadline, pause = time.monotonic() + timeout, threading.Event()
+    while True:
+        assert app.poll() is None, "the app stopped while starting"
+        assert time.monotonic() < deadline, "the app did not start in time"
+        try:
+            if httpx.get(f"{url}{API_PREFIX}/health", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pause.wait(0.2)

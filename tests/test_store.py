@@ -1,4 +1,8 @@
-"""The store on real files: records, ownership, threads, crashes, several processes at once."""
+"""The store on real files: records, ownership, threads, crashes, several processes at once.
+
+Every test taking ``settings`` runs on SQLite and on PostgreSQL (``database_url`` in
+tests/conftest.py); the SQLite file's own properties are tested on ``sqlite_settings``.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import services
 
 from gempix.analytics import make_event
 from gempix.errors import GemPixError, NotFoundError, ValidationError
@@ -25,7 +30,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
-def settings(tmp_path):
+def settings(tmp_path, database_url):
+    return Settings.load({}, data_dir=str(tmp_path / "data"), database_url=database_url or None)
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path):
     return Settings.load({}, data_dir=str(tmp_path / "data"))
 
 
@@ -380,7 +390,7 @@ import sys
 from gempix.settings import Settings
 from gempix.store import Store
 from gempix.analytics import make_event
-store = Store.open(Settings.load({}, data_dir=sys.argv[1]))
+store = Store.open(Settings.load(data_dir=sys.argv[1]))
 store.ensure_user("writer")
 n = 0
 while True:
@@ -416,7 +426,7 @@ import sys
 from gempix.analytics import make_event
 from gempix.settings import Settings
 from gempix.store import Store
-with Store.open(Settings.load({}, data_dir=sys.argv[1])) as store:
+with Store.open(Settings.load(data_dir=sys.argv[1])) as store:
     print(store.list_generations("alice")[0]["prompt"])
     store.ensure_user("carol")
     print(store.record_generation({"user_id": "carol", "prompt": "from the second process"}))
@@ -442,7 +452,7 @@ WRITER = """
 import sys
 from gempix.settings import Settings
 from gempix.store import Store
-with Store.open(Settings.load({}, data_dir=sys.argv[1])) as store:
+with Store.open(Settings.load(data_dir=sys.argv[1])) as store:
     store.ensure_user(sys.argv[2])
     print("ready", flush=True)
     sys.stdin.readline()
@@ -479,7 +489,7 @@ ERASER = """
 import sys
 from gempix.settings import Settings
 from gempix.store import Store
-with Store.open(Settings.load({}, data_dir=sys.argv[1])) as store:
+with Store.open(Settings.load(data_dir=sys.argv[1])) as store:
     print(store.delete_user_rows("alice"))
 """
 
@@ -502,10 +512,10 @@ def test_two_stores_in_one_process_share_the_files(store, settings):
         assert store.get_generation("bob", generation_id)["prompt"] == "second"
 
 
-def test_files_are_private_and_the_database_is_in_wal_mode(settings):
+def test_files_are_private_and_the_database_is_in_wal_mode(sqlite_settings):
     old = os.umask(0o022)
     try:
-        with Store.open(settings) as store:
+        with Store.open(sqlite_settings) as store:
             store.ensure_user("alice")
             store.record_generation({"user_id": "alice", "prompt": "private"})
             files = [store.path, *(Path(f"{store.path}{side}") for side in ("-wal", "-shm"))]
@@ -532,12 +542,12 @@ def test_files_are_private_and_the_database_is_in_wal_mode(settings):
         plain.close()
 
 
-def test_a_looser_existing_file_is_tightened(settings):
-    settings.data_dir.mkdir(parents=True)
-    path = settings.data_dir / "gempix.sqlite3"
+def test_a_looser_existing_file_is_tightened(sqlite_settings):
+    sqlite_settings.data_dir.mkdir(parents=True)
+    path = sqlite_settings.data_dir / "gempix.sqlite3"
     path.touch(mode=0o644)
     path.chmod(0o644)
-    Store.open(settings).close()
+    Store.open(sqlite_settings).close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
@@ -577,8 +587,32 @@ def test_concurrent_callers_each_get_their_own_outcome(store):
     )
 
 
-def test_a_damaged_file_gives_a_store_error(settings):
-    settings.data_dir.mkdir(parents=True)
-    (settings.data_dir / "gempix.sqlite3").write_bytes(b"not a database" * 500)
+def test_a_damaged_file_gives_a_store_error(sqlite_settings):
+    sqlite_settings.data_dir.mkdir(parents=True)
+    (sqlite_settings.data_dir / "gempix.sqlite3").write_bytes(b"not a database" * 500)
     with pytest.raises(GemPixError, match="Could not open the GemPix database"):
+        Store.open(sqlite_settings)
+
+
+def test_an_unreachable_server_gives_a_store_error_without_the_password(tmp_path):
+    url = "postgresql://gempix:SECRET-password@127.0.0.1:9/nowhere"
+    settings = Settings.load({}, data_dir=str(tmp_path / "data"), database_url=url)
+    pytest.importorskip("psycopg")
+    with pytest.raises(GemPixError, match="Could not open the GemPix database") as raised:
         Store.open(settings)
+    assert "postgresql://gempix@127.0.0.1:9/nowhere" in str(raised.value)
+    assert "SECRET" not in str(raised.value)
+
+
+def test_postgres_commits_wait_for_the_wal_flush_only_when_durable(tmp_path):
+    """As SQLite's NORMAL/FULL: ordinary writes survive a crash of the app (the server has
+    them), durable ones (consent, keys, an erasure's lock) a crash of the server too."""
+    with services.postgres_schema() as url:
+        settings = Settings.load({}, data_dir=str(tmp_path / "data"), database_url=url)
+        with Store.open(settings) as store:
+            with store._write("an ordinary write") as connection:
+                ordinary = connection.execute("SHOW synchronous_commit").fetchone()[0]
+            with store._write("a durable write", durable=True) as connection:
+                durable = connection.execute("SHOW synchronous_commit").fetchone()[0]
+            after = store._connection().execute("SHOW synchronous_commit").fetchone()[0]
+    assert (ordinary, durable, after) == ("off", "on", "on")

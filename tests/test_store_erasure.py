@@ -1,31 +1,58 @@
-"""Whose data is where: the registry, per-user export and erasure, and what files contain."""
+"""Whose data is where: the registry, per-user export and erasure, and what files contain.
+
+Every test runs on SQLite and on PostgreSQL; there "the files" are the data dir and the test
+cluster's whole data directory (``GEMPIX_TEST_DATABASE_DIR``): heap, TOAST, indexes, WAL.
+"""
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
+import uuid
+from contextlib import closing
 from datetime import datetime
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import services
 
 from gempix import analytics
-from gempix.errors import ValidationError
+from gempix.errors import GemPixError, ValidationError
 from gempix.settings import Settings
 from gempix.store import INTERNAL_TABLES, KEPT_TABLES, PER_USER_TABLES, Store
-from gempix.store.core import DB_FILE
+from gempix.store.core import DB_FILE, backend_for
 
-SENTINEL = "SENTINEL-prompt-7f3a9c-lighthouse"
-USER = "user-SENTINELID-4b1d"
+# Unique per run: the test cluster's files may still hold an earlier run's (dropped) rows.
+SENTINEL = f"SENTINEL-prompt-{uuid.uuid4().hex[:12]}-lighthouse"
+USER = f"user-SENTINELID-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
-def settings(tmp_path):
-    return Settings.load({}, data_dir=str(tmp_path / "data"))
+def settings(tmp_path, database_url):
+    return Settings.load({}, data_dir=str(tmp_path / "data"), database_url=database_url or None)
+
+
+def catalogue(settings) -> dict[str, set[str]]:
+    """``{table: columns}`` from the database's own catalogue."""
+    backend = backend_for(settings)
+    if backend.name == "SQLite":
+        with closing(sqlite3.connect(settings.data_dir / DB_FILE)) as db:
+            tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            return {t: {c[1] for c in db.execute(f'PRAGMA table_info("{t}")')} for t in tables}
+    found: dict[str, set[str]] = {}
+    with closing(backend.connect()) as db:
+        for table, column in db.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema()"
+        ).fetchall():
+            found.setdefault(table, set()).add(column)
+    return found
 
 
 def columns_by_table(settings) -> dict[str, set[str]]:
-    """Read from SQLite's own catalogue and a written event file's schema, not from a list in
-    the code under test."""
+    """Read from the database's own catalogue and a written event file's schema, not from a
+    list in the code under test."""
     with Store.open(settings) as store:
         store.record_event(
             analytics.make_event(
@@ -34,13 +61,7 @@ def columns_by_table(settings) -> dict[str, set[str]]:
         )
         store.flush()
         (event_file,) = store.usage.files()
-    db = sqlite3.connect(settings.data_dir / DB_FILE)
-    try:
-        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        found = {t: {c[1] for c in db.execute(f'PRAGMA table_info("{t}")')} for t in tables}
-    finally:
-        db.close()
-    return {**found, "usage_events": set(pq.read_schema(event_file).names)}
+    return {**catalogue(settings), "usage_events": set(pq.read_schema(event_file).names)}
 
 
 def test_every_table_with_a_user_id_has_an_export_and_erase_entry(settings):
@@ -113,14 +134,28 @@ def test_delete_user_rows_removes_everything_of_one_user(settings):
             store.record_generation({"user_id": "alice"})  # a late generation adds nothing
 
 
+def places(settings) -> dict[str, Path]:
+    """Where the records' bytes may be: the data dir, and the PostgreSQL cluster's files."""
+    found = {"": settings.data_dir}
+    if settings.database_url:
+        found["cluster/"] = services.postgres_data_dir()
+    return found
+
+
 def files_with(settings, text: str) -> list[str]:
-    """Every file of the data dir whose bytes hold ``text``, in UTF-8 or UTF-16."""
+    """Every file of the data dir (and the cluster) whose bytes hold ``text``, in UTF-8 or
+    UTF-16; cluster files are named ``cluster/<path in its data directory>``."""
     needles = [text.encode(encoding) for encoding in ("utf-8", "utf-16-le", "utf-16-be")]
-    return sorted(
-        str(path.relative_to(settings.data_dir))
-        for path in settings.data_dir.rglob("*")
-        if path.is_file() and any(needle in path.read_bytes() for needle in needles)
-    )
+    found = []
+    for prefix, root in places(settings).items():
+        for path in root.rglob("*"):
+            try:
+                data = path.read_bytes() if path.is_file() else b""
+            except FileNotFoundError:  # the server removed it meanwhile
+                continue
+            if any(needle in data for needle in needles):
+                found.append(prefix + str(path.relative_to(root)))
+    return sorted(found)
 
 
 def test_sentinel_prompt_never_reaches_anonymous_tables_snapshots_or_erased_files(
@@ -162,10 +197,12 @@ def test_sentinel_prompt_never_reaches_anonymous_tables_snapshots_or_erased_file
 
         counts = store.delete_user_rows(USER)
         store.complete_privacy_request(request_id, counts)
-        # Deleted and zeroed in the new page versions, but the WAL still holds the old ones...
-        assert any(name.endswith("-wal") for name in files_with(settings, secret))
+        # Deleted (SQLite: and zeroed in the new page versions), but the WAL still holds the
+        # old ones (PostgreSQL: the heap pages too)...
+        left = files_with(settings, secret)
+        assert any(name.endswith("-wal") or "pg_wal/" in name for name in left), left
         store.scrub_deleted()
-        # ...until the checkpoint: then no file has the user, and the rest is all there.
+        # ...until the scrub: then no file has the user, and the rest is all there.
         assert files_with(settings, secret) == [] and files_with(settings, USER) == []
         assert files_with(settings, mark("bobby")) and files_with(settings, visitor)
         assert store.table_counts()["usage_events"] == 20
@@ -173,9 +210,10 @@ def test_sentinel_prompt_never_reaches_anonymous_tables_snapshots_or_erased_file
         assert all(SENTINEL not in str(row) for row in store.list_privacy_requests())
 
 
-def test_scrubbing_leaves_nothing_in_overflow_index_or_free_pages(settings):
+def test_scrubbing_leaves_nothing_in_overflow_index_or_free_pages(tmp_path):
     """Many rows, prompts longer than a page (overflow pages), the user id in every index:
     after deleting the user and scrubbing, their pages are free but hold zeros."""
+    settings = Settings.load({}, data_dir=str(tmp_path / "data"))
     long_prompt = mark(USER) + " " + "x" * 9000
     with Store.open(settings) as store:
         for user in (USER, "bobby"):
@@ -196,3 +234,62 @@ def test_scrubbing_leaves_nothing_in_overflow_index_or_free_pages(settings):
         assert files_with(settings, mark(USER)) == []  # ...zeroed
         assert files_with(settings, USER) == []  # nor in an index, nor in a path
         assert len(store.rows_for_user("generations", "bobby")) == 600
+
+
+def test_postgres_scrub_leaves_nothing_in_heap_toast_index_or_wal(tmp_path):
+    """PostgreSQL: rows in the heap, prompts stored out of line in TOAST (incompressible, over
+    2 kB), the user id in every index, all of it in WAL segments. After deleting the user
+    they are all still there; after the scrub (VACUUM FULL, WAL switch, checkpoint), no file
+    of the cluster holds the user's id or text, and the other user's rows are intact."""
+    user = f"user-SENTINELID-{uuid.uuid4().hex[:8]}"
+    with services.postgres_schema() as url:
+        settings = Settings.load({}, data_dir=str(tmp_path / "data"), database_url=url)
+        with Store.open(settings) as store:
+            for who in (user, "bobby"):
+                store.ensure_user(who)
+            for n in range(300):
+                store.record_generations(
+                    [
+                        {"user_id": user, "prompt": f"{mark(user)} {secrets.token_hex(2000)}"},
+                        {"user_id": "bobby", "prompt": mark("bobby"), "seed": n},
+                    ]
+                )
+            connection = store._connection()
+            connection.execute("CHECKPOINT")  # the pages reach the table's files
+            (heap, toast, index) = connection.execute(
+                "SELECT pg_relation_filepath('generations'), pg_relation_filepath(reltoastrelid), "
+                "pg_relation_filepath('generations_by_user') FROM pg_class "
+                "WHERE oid = 'generations'::regclass"
+            ).fetchone()
+            before = files_with(settings, user)
+            assert {f"cluster/{heap}", f"cluster/{toast}", f"cluster/{index}"} <= set(before), (
+                heap,
+                toast,
+                index,
+                before,
+            )
+            assert any("pg_wal/" in name for name in before), before
+            assert store.delete_user_rows(user)["generations"] == 300
+            connection.execute("CHECKPOINT")
+            assert {f"cluster/{heap}", f"cluster/{toast}"} <= set(files_with(settings, user))
+            store.scrub_deleted()
+            assert files_with(settings, user) == []
+            assert files_with(settings, mark("bobby"))
+            assert len(store.rows_for_user("generations", "bobby")) == 300
+
+
+def test_postgres_scrub_refuses_while_the_server_keeps_old_wal(tmp_path):
+    """A replication slot makes the server keep every WAL segment since it was made, so the
+    scrub cannot keep its promise: it says so, naming the cause, instead of reporting done."""
+    slot = f"test_{uuid.uuid4().hex[:8]}"
+    with services.postgres_schema() as url:
+        settings = Settings.load({}, data_dir=str(tmp_path / "data"), database_url=url)
+        with Store.open(settings) as store:
+            connection = store._connection()
+            connection.execute(f"SELECT pg_create_physical_replication_slot('{slot}', true)")
+            try:
+                with pytest.raises(GemPixError, match=r"keeps old WAL \(1 replication slot"):
+                    store.scrub_deleted()
+            finally:
+                connection.execute(f"SELECT pg_drop_replication_slot('{slot}')")
+            store.scrub_deleted()

@@ -2,24 +2,25 @@
 
 Both start the real app: in this process with ``start_server(build_server(...))`` for the CLI
 test, and as ``python -m gempix serve`` (so that it can be killed) for the crash test. The
-CLI runs as separate processes on the same data dir, as an operator would run it.
+CLI runs as separate processes on the same data dir, as an operator would run it. Both run
+on SQLite and on PostgreSQL (``database_url``: the processes inherit GEMPIX_DATABASE_URL).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 import zipfile
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import free_port, launch_app, wait_up
 from PIL import Image
 
 from gempix.api import API_PREFIX
@@ -56,6 +57,11 @@ def generate(url: str, key: str) -> httpx.Response:
         headers={"Authorization": f"Bearer {key}"},
         timeout=WAIT_S,
     )
+
+
+@pytest.fixture
+def settings(settings, database_url):
+    return dataclasses.replace(settings, database_url=database_url)
 
 
 def test_every_cli_command_works_while_the_app_serves_the_same_data_dir(settings, tmp_path):
@@ -95,36 +101,11 @@ def test_every_cli_command_works_while_the_app_serves_the_same_data_dir(settings
         studio.close()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def serve(data: Path, port: int) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "GEMPIX_RATE_GENERATE": "100000/minute",
-        "GEMPIX_RATE_REQUESTS": "100000/minute",
-    }
-    command = [sys.executable, "-m", "gempix", "serve", "--port", str(port), "--model", "tiny"]
-    app = subprocess.Popen(
-        [*command, "--data-dir", str(data)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + WAIT_S
-    pause = threading.Event()
-    while True:  # bounded: the process dies or the deadline passes
-        assert app.poll() is None, "the app stopped while starting"
-        assert time.monotonic() < deadline, "the app did not start in time"
-        try:
-            if httpx.get(f"{url}{API_PREFIX}/health", timeout=5).status_code == 200:
-                return app
-        except httpx.TransportError:
-            pause.wait(0.2)
+    limits = {"GEMPIX_RATE_GENERATE": "100000/minute", "GEMPIX_RATE_REQUESTS": "100000/minute"}
+    app = launch_app(data, port, limits)
+    wait_up(app, f"http://127.0.0.1:{port}", WAIT_S)
+    return app
 
 
 def test_a_sigkill_during_a_burst_loses_no_acknowledged_generation(settings):

@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ..keys import InvalidKeyError, KeyInfo, require_role
 from . import context as keys_of
 from .context import ApiContext, context
-from .ratelimit import Decision, client_id
+from .ratelimit import Decision
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -37,7 +37,7 @@ def _remember(request: Request, decision: Decision | None) -> None:
 def anonymous(request: Request, ctx: ApiContext = Depends(context)) -> None:
     """Count a request without a key against its client's budget (address kept in memory)."""
     client = request.client.host if request.client else None
-    _remember(request, ctx.limits.check("anonymous", client_id(client)))
+    _remember(request, ctx.limits.check("anonymous", ctx.limits.client_id(client)))
 
 
 def caller(

@@ -11,6 +11,7 @@ from fastapi import Request
 
 from ..errors import GemPixError
 from ..keys import KeyInfo
+from ..privacy.identity import server_secret
 from ..service import Studio
 from .config import ApiConfig
 from .gpu import GpuQueue
@@ -45,7 +46,7 @@ class ApiContext:
         return cls(
             studio=studio,
             config=config,
-            limits=RateLimits(config),
+            limits=RateLimits(config, secret=server_secret(studio.settings)),
             gpu=GpuQueue(config.max_queue, workers=config.max_batch),
         )
 

@@ -5,8 +5,10 @@ no valid key, counted per client address (and a fourth for the web app's events,
 ``gempix.server``). A budget whose rate is ``off`` is not counted at all. Client addresses are
 never stored as such: they are keyed with a random salt that exists only in this process's
 memory (``client_id``), and with the default in-memory storage nothing of them outlives the
-process. With ``redis_url`` the
-counters (still under salted ids, rotating with each restart) are shared by several workers.
+process. With ``redis_url`` the counters are shared by several front processes, so a client
+must have the same pseudonym in each: ``RateLimits.client_id`` then keys the address with a
+salt derived from the server secret the fronts share and the UTC day, so it still rotates
+daily (a client's budget starts afresh at midnight UTC).
 """
 
 from __future__ import annotations
@@ -53,9 +55,14 @@ class Decision:
 
 
 class RateLimits:
-    """The three budgets of one app; ``check`` raises RateLimited with the headers."""
+    """The budgets of one app; ``check`` raises RateLimited with the headers.
 
-    def __init__(self, config: ApiConfig):
+    ``secret``: the server secret, which fronts sharing a Redis must share too (their
+    clients' pseudonyms must agree); unused with the in-memory storage.
+    """
+
+    def __init__(self, config: ApiConfig, secret: bytes | None = None):
+        self._secret = secret if config.redis_url else None
         storage = storage_from_string(config.redis_url or "memory://")
         self._limiter = MovingWindowRateLimiter(storage)
         self.items: dict[str, RateLimitItem] = {
@@ -64,6 +71,15 @@ class RateLimits:
             if config.limited(budget)
         }
         self._lock = threading.Lock()  # hit + stats as one step, so the numbers agree
+
+    def client_id(self, address: str | None) -> str:
+        """The pseudonym a client address is counted under: this process's (``client_id``),
+        or, with Redis, one every front sharing the server secret computes alike today."""
+        if self._secret is None:
+            return client_id(address)
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        salt = hmac.new(self._secret, f"ratelimit:{day}".encode(), hashlib.sha256).digest()
+        return hmac.new(salt, (address or "unknown").encode(), hashlib.sha256).hexdigest()[:24]
 
     def hit(self, budget: str, identity: str) -> Decision:
         item = self.items[budget]

@@ -1,11 +1,13 @@
 """Opening a data directory's records and events, and sharing them between threads and processes.
 
-Personal records live in SQLite (``gempix.sqlite3``; ``sqlite.py`` has the pragmas). Every
-process opens it: WAL mode lets the running app, the CLI and notebooks read and write side by
-side, and writers take turns, each holding the lock for one short transaction. Inside a
-process each thread has its own connection; writes also pass a process lock, so threads queue
-in order instead of polling SQLite's busy handler. Every record is committed (and synced)
-before the method that made it returns.
+Personal records live in SQLite (``gempix.sqlite3``; ``sqlite.py`` has the pragmas), or, with
+``settings.database_url``, in PostgreSQL (``postgres.py``): the backend, chosen by
+``backend_for``, holds every difference between the two; the SQL here and in the mixins is the
+same for both. With SQLite, every process opens the file: WAL mode lets the running app, the CLI
+and notebooks read and write side by side, and writers take turns, each holding the lock for one
+short transaction. Inside a process each thread has its own connection; writes also pass a
+process lock, so threads queue in order instead of polling SQLite's busy handler. Every record
+is committed (and synced) before the method that made it returns.
 
 The anonymous usage events live beside it as Parquet files that DuckDB reads
 (``eventlog.py``). A background thread writes the buffered events every second, merges their
@@ -17,7 +19,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
-import sqlite3
+import numbers
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -31,6 +33,7 @@ from . import sqlite
 from .eventlog import USAGE_DIR, EventLog
 from .legacy import import_legacy
 from .migrations import migrate
+from .registry import PER_USER_TABLES
 from .values import Clock, as_utc
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,23 @@ FLUSH_INTERVAL_S = 1.0  # buffered usage events reach their files at most about 
 MAINTAIN_EVERY = timedelta(days=1)
 LOCKED_MESSAGE = "This user's data is being erased; nothing new is recorded."
 _VALUE_ERRORS = (UnicodeEncodeError, OverflowError)  # raised by the driver while binding
+# Numbers are checked before they reach the database: PostgreSQL would round 2.5 into an
+# INTEGER column where SQLite's CHECK refuses it.
+_NUMBERS = {"INTEGER": numbers.Integral, "BIGINT": numbers.Integral}
+
+
+def backend_for(settings: Settings):
+    """SQLite in the data dir, or PostgreSQL when ``settings.database_url`` names a server."""
+    if not settings.database_url:
+        return sqlite.SQLite(Path(settings.data_dir).resolve() / DB_FILE)
+    try:
+        from .postgres import PostgreSQL
+    except ImportError as error:
+        raise StoreError(
+            f"GEMPIX_DATABASE_URL names a PostgreSQL server, but psycopg is missing ({error}). "
+            'Install it with: pip install "gempix[postgres]"'
+        ) from None
+    return PostgreSQL(settings.database_url)
 
 
 class StoreBase:
@@ -52,11 +72,12 @@ class StoreBase:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.data_dir = Path(settings.data_dir).resolve()
-        self.path = self.data_dir / DB_FILE
+        self.path = self.data_dir / DB_FILE  # the SQLite file (unused with PostgreSQL)
+        self.backend = backend_for(settings)
         self.clock = Clock()
         self.usage = EventLog(self.data_dir / USAGE_DIR)
         self._columns: dict[str, dict[str, str]] = {}  # table -> column -> declared type
-        self._connections: dict[threading.Thread, sqlite3.Connection] = {}
+        self._connections: dict[threading.Thread, Any] = {}  # DB-API connections
         self._connections_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._closed = False
@@ -72,13 +93,13 @@ class StoreBase:
         try:
             try:
                 store.data_dir.mkdir(parents=True, exist_ok=True)
-                sqlite.private_file(store.path)
+                store.backend.prepare()
                 connection = store._connection()
-                migrate(connection, store.path)
-                store._columns = sqlite.columns(connection)
-            except (OSError, sqlite3.Error) as error:
+                migrate(connection, store.backend)
+                store._columns = store.backend.columns(connection)
+            except (OSError, store.backend.Error) as error:
                 raise StoreError(
-                    f"Could not open the GemPix database {store.path}: {error}"
+                    f"Could not open the GemPix database {store.backend.where}: {error}"
                 ) from error
             import_legacy(store)
             store._maintain()
@@ -93,17 +114,17 @@ class StoreBase:
 
     # -- connections and transactions ---------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self):
         """This thread's connection; those of finished threads are closed on the way."""
         me = threading.current_thread()
         with self._connections_lock:
             if self._closed:
-                raise StoreError(f"The store for {self.path} is closed.")
+                raise StoreError(f"The store for {self.backend.where} is closed.")
             connection = self._connections.get(me)
             if connection is None:
                 for thread in [t for t in self._connections if not t.is_alive()]:
                     self._connections.pop(thread).close()
-                connection = self._connections[me] = sqlite.connect(self.path)
+                connection = self._connections[me] = self.backend.connect()
             return connection
 
     def _disconnect(self) -> None:
@@ -114,13 +135,13 @@ class StoreBase:
             self._connections.clear()
 
     @contextmanager
-    def _read(self, action: str) -> Iterator[sqlite3.Connection]:
+    def _read(self, action: str) -> Iterator[Any]:
         """This thread's connection, for statements that only read."""
         with self._translated(action):
             yield self._connection()
 
     @contextmanager
-    def _write(self, action: str, durable: bool = False) -> Iterator[sqlite3.Connection]:
+    def _write(self, action: str, durable: bool = False) -> Iterator[Any]:
         """One write transaction, committed on leaving the block, rolled back on any error.
 
         ``durable``: the commit is synced to disk before the block ends, so it survives a
@@ -128,8 +149,8 @@ class StoreBase:
         """
         with self._translated(action), self._write_lock:
             connection = self._connection()
-            with sqlite.synced(connection) if durable else nullcontext():
-                sqlite.begin_write(connection)
+            with self.backend.synced(connection) if durable else nullcontext():
+                self.backend.begin_write(connection)
                 try:
                     yield connection
                     connection.execute("COMMIT")
@@ -140,11 +161,11 @@ class StoreBase:
 
     @contextmanager
     def _translated(self, action: str) -> Iterator[None]:
-        """SQLite errors become the project's errors; messages never echo the values."""
+        """Database errors become the project's errors; messages never echo the values."""
         try:
             yield
-        except sqlite3.Error as error:
-            raise sqlite.translated(error, action, self.path) from None
+        except self.backend.Error as error:
+            raise self.backend.translated(error, action) from None
         except _VALUE_ERRORS as error:
             raise ValidationError(
                 f"Could not {action}: a value does not fit its column ({type(error).__name__})."
@@ -152,7 +173,7 @@ class StoreBase:
 
     # -- rows ---------------------------------------------------------------------------------
 
-    def _require_active_user(self, connection: sqlite3.Connection, user_id: str) -> None:
+    def _require_active_user(self, connection, user_id: str) -> None:
         """Refuse records for unknown users and for users being erased."""
         row = connection.execute("SELECT locked FROM users WHERE user_id = ?", [user_id]).fetchone()
         if row is None:
@@ -160,7 +181,7 @@ class StoreBase:
         if row[0]:
             raise UserLockedError(LOCKED_MESSAGE)
 
-    def _insert(self, connection: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
+    def _insert(self, connection, table: str, row: dict[str, Any]) -> None:
         """Insert one row given as a dict; unknown keys are refused, not ignored."""
         names = self._check_columns(table, row)
         connection.execute(
@@ -189,11 +210,13 @@ class StoreBase:
                 raise ValidationError(f"{table}.{column}: expected JSON-compatible data.") from None
         if kind == "TIMESTAMP":
             return as_utc(value, f"{table}.{column}")
-        if not isinstance(value, (str, int, float, bytes)):
+        if not isinstance(value, _NUMBERS.get(kind, (str, int, float, bytes))) or (
+            kind in _NUMBERS and isinstance(value, bool)
+        ):
             raise ValidationError(
                 f"{table}.{column}: expected one {kind.lower()} value, got {type(value).__name__}."
             )
-        return value
+        return int(value) if kind in _NUMBERS else value
 
     def _columns_except(self, table: str, hidden: tuple[str, ...]) -> str:
         """The select list of ``table`` without ``hidden`` columns."""
@@ -215,7 +238,7 @@ class StoreBase:
     def flush(self) -> None:
         """Write the buffered usage events now (the flusher does so within a second anyway)."""
         if self._closed:
-            raise StoreError(f"The store for {self.path} is closed.")
+            raise StoreError(f"The store for {self.backend.where} is closed.")
         self.usage.flush()
 
     def _flush_loop(self) -> None:
@@ -251,12 +274,14 @@ class StoreBase:
     def scrub_deleted(self) -> None:
         """Leave no deleted value in any file of the database, and make the deletion durable.
 
-        ``secure_delete`` zeroes deleted content in its page as it is written; the pages go to
-        the WAL first, beside earlier versions of themselves. A checkpoint that truncates the
-        WAL writes the zeroed pages into the database file and cuts the old versions off.
+        SQLite: ``secure_delete`` zeroes deleted content in its page as it is written; the
+        pages go to the WAL first, beside earlier versions of themselves. A checkpoint that
+        truncates the WAL writes the zeroed pages into the database file and cuts the old
+        versions off. PostgreSQL: the per-user tables are rewritten and the WAL segments
+        that held the rows are removed (``postgres.PostgreSQL.scrub``).
         """
         with self._translated("scrub deleted records"), self._write_lock:
-            sqlite.checkpoint(self._connection(), self.path)
+            self.backend.scrub(self._connection(), PER_USER_TABLES)
 
     # -- close --------------------------------------------------------------------------------
 

@@ -32,7 +32,6 @@ import duckdb
 import pyarrow.parquet as pq
 
 from ..errors import GemPixError, StoreError
-from . import sqlite
 from .eventlog import sync
 from .values import utcnow
 
@@ -82,7 +81,7 @@ def import_legacy(store: StoreBase) -> dict[str, int] | None:
         return None
     counts = None
     connection = store._connection()
-    with sqlite.busy_timeout(connection, UPGRADE_WAIT_S):
+    with store.backend.busy_timeout(connection, UPGRADE_WAIT_S):
         with store._write(f"move the records of {legacy}") as db:
             if not legacy.exists():  # another process moved it while we waited
                 return None

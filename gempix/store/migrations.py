@@ -8,26 +8,34 @@ is a new function at the end of ``MIGRATIONS``; released ones are never edited.
 schema version, and a file from a newer release (a version this code does not know) is
 refused rather than half-understood.
 
-The DDL is plain SQL with standard types, so a PostgreSQL backend can run the same steps
-(``BLOB`` would read ``BYTEA`` there). Times are naive UTC ``TIMESTAMP``; ``JSON`` columns
-hold JSON text. Numeric columns that take values from outside carry a
-``CHECK (x = CAST(x AS type))``: SQLite stores any value in any column, and this makes it
-refuse, say, text in ``seed`` (elsewhere it is always true). Every per-user table refers to
-``users``, so no record can outlive its user; erasure deletes table by table in the order of
-``registry.PER_USER_TABLES``, ``users`` last.
+The DDL is plain SQL with standard types, so SQLite and PostgreSQL run the same steps (the
+backend's ``ddl`` renames the one type they spell differently: ``BLOB`` is ``BYTEA`` there).
+Times are naive UTC ``TIMESTAMP``; ``JSON`` columns hold JSON text. Numeric columns that take
+values from outside carry a ``CHECK (x = CAST(x AS type))``: SQLite stores any value in any
+column, and this makes it refuse, say, text in ``seed`` (elsewhere it is always true). Every
+per-user table refers to ``users``, so no record can outlive its user; erasure deletes table by
+table in the order of ``registry.PER_USER_TABLES``, ``users`` last.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from typing import Any
 
 from ..errors import GemPixError
-from . import sqlite
 from .values import utcnow
 
-Migration = Callable[[sqlite3.Connection], None]
+Migration = Callable[[Any], None]  # takes a connection's ``execute``, as ``Schema`` offers it
+
+
+class Schema:
+    """What a migration is given: ``execute`` that speaks the backend's type names."""
+
+    def __init__(self, db, backend):
+        self.db, self.backend = db, backend
+
+    def execute(self, statement: str, params: Sequence[Any] = ()):
+        return self.db.execute(self.backend.ddl(statement), params)
 
 
 def _whole(column: str, kind: str = "INTEGER") -> str:
@@ -38,7 +46,7 @@ def _real(column: str) -> str:
     return f"{column} DOUBLE PRECISION CHECK ({column} = CAST({column} AS DOUBLE PRECISION))"
 
 
-def m001_initial(db: sqlite3.Connection) -> None:
+def m001_initial(db: Schema) -> None:
     """Users and everything they own, the privacy audit, and the record of imports."""
     statements = [
         """
@@ -173,49 +181,49 @@ MIGRATIONS: tuple[Migration, ...] = (m001_initial,)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def schema_version(db: sqlite3.Connection) -> int:
+def schema_version(db) -> int:
     """The file's version: the highest migration number recorded (0 for a blank file)."""
     (found,) = db.execute("SELECT coalesce(max(version), 0) FROM _gempix_migrations").fetchone()
     return found
 
 
-def _refuse_newer(db: sqlite3.Connection, path: Path, migrations: Sequence[Migration]) -> None:
+def _refuse_newer(db, where: str, migrations: Sequence[Migration]) -> None:
     found = schema_version(db)
     if found > len(migrations):
         raise GemPixError(
-            f"{path} was written by a newer GemPix (schema version {found}); this release "
+            f"{where} was written by a newer GemPix (schema version {found}); this release "
             f"knows up to version {len(migrations)}. Upgrade GemPix to open it."
         )
 
 
-def migrate(
-    db: sqlite3.Connection,
-    path: Path,
-    migrations: Sequence[Migration] = MIGRATIONS,
-) -> list[str]:
-    """Apply the migrations ``db`` lacks, in order; return their names.
+def migrate(db, backend, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
+    """Apply the migrations ``db`` (a connection of ``backend``) lacks, in order; return their
+    names.
 
-    Raises ``GemPixError`` naming the file and both versions when the file is newer than
+    Raises ``GemPixError`` naming the database and both versions when it is newer than
     ``migrations``: an older release must not write into a schema it does not know.
     """
+    where = backend.where
+    backend.begin_write(db)  # two processes creating the table at once: one waits
     db.execute(
         "CREATE TABLE IF NOT EXISTS _gempix_migrations ("
         "name TEXT PRIMARY KEY, version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"
     )
-    _refuse_newer(db, path, migrations)
+    db.execute("COMMIT")
+    _refuse_newer(db, where, migrations)
     done = {name for (name,) in db.execute("SELECT name FROM _gempix_migrations")}
     applied = []
     for version, migration in enumerate(migrations, start=1):
         if migration.__name__ in done:
             continue
-        sqlite.begin_write(db)
+        backend.begin_write(db)
         try:
-            _refuse_newer(db, path, migrations)
+            _refuse_newer(db, where, migrations)
             again = db.execute(
                 "SELECT count(*) FROM _gempix_migrations WHERE name = ?", [migration.__name__]
             ).fetchone()[0]
             if not again:  # another process may have applied it since we looked
-                migration(db)
+                migration(Schema(db, backend))
                 db.execute(
                     "INSERT INTO _gempix_migrations VALUES (?, ?, ?)",
                     [migration.__name__, version, utcnow()],

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..errors import ValidationError
-from . import sqlite
 from .core import StoreBase
 from .registry import PER_USER_TABLES
 from .values import fetch_dicts
@@ -155,7 +154,7 @@ def tables_mentioning(store: StoreBase, text: str) -> dict[str, int]:
             names = [name for name, kind in columns.items() if kind in _TEXT_TYPES]
             if not names:
                 continue
-            condition = " OR ".join(sqlite.contains(name, "text") for name in names)
+            condition = " OR ".join(store.backend.contains(name, "text") for name in names)
             (count,) = connection.execute(
                 f'SELECT count(*) FROM "{table}" WHERE {condition}', {"text": text}
             ).fetchone()

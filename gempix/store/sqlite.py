@@ -1,6 +1,7 @@
-"""Everything that only SQLite needs, in one module, so that a PostgreSQL backend can follow.
+"""Everything that only SQLite needs, in one module (``postgres.py`` is its twin).
 
-The rest of the store speaks plain SQL through the DB-API connections made here: standard
+``SQLite`` is the default backend: one file in the data dir. The rest of the store speaks
+plain SQL through the DB-API connections a backend makes: standard
 column types (``TEXT``, ``INTEGER``, ``BIGINT``, ``DOUBLE PRECISION``, ``BOOLEAN``,
 ``TIMESTAMP``, ``JSON``, ``BLOB``), ``?`` and ``:name`` parameters, ``RETURNING``,
 ``ON CONFLICT``, window functions. What is SQLite's own lives here: the file and its modes,
@@ -184,3 +185,37 @@ def translated(error: sqlite3.Error, action: str, path: Path) -> GemPixError:
             "(another process is writing a long transaction); try again."
         )
     return StoreError(f"Could not {action} in {path}: {text}")
+
+
+class SQLite:
+    """The records in ``data_dir/gempix.sqlite3``: the functions above, as a backend with the
+    same methods as ``postgres.PostgreSQL``."""
+
+    name = "SQLite"
+    Error = sqlite3.Error
+    begin_write = staticmethod(begin_write)
+    synced = staticmethod(synced)
+    busy_timeout = staticmethod(busy_timeout)
+    columns = staticmethod(columns)
+    contains = staticmethod(contains)
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.where = str(path)
+
+    def prepare(self) -> None:
+        private_file(self.path)
+
+    def connect(self) -> sqlite3.Connection:
+        return connect(self.path)
+
+    @staticmethod
+    def ddl(statement: str) -> str:
+        return statement
+
+    def scrub(self, conn: sqlite3.Connection, tables) -> None:
+        """``secure_delete`` already zeroed the rows of every table: fold the WAL in."""
+        checkpoint(conn, self.path)
+
+    def translated(self, error: sqlite3.Error, action: str) -> GemPixError:
+        return translated(error, action, self.path)
