@@ -146,11 +146,16 @@ class RemoteWorkers:
     ) -> list:
         """The plan's images, drawn by a replica; progress and previews are relayed here, and
         an exception raised by either (a cancel) cancels the request on the replica."""
-        stream = self.stream(plan, on_preview is not None)
-        return self._call(lambda: self._consume(stream, progress, on_preview), stream)
+        return self.consume(self.stream(plan, on_preview is not None), progress, on_preview)
+
+    def consume(
+        self, stream: Any, progress: Progress | None = None, on_preview: OnPreview | None = None
+    ) -> list:
+        """The images at the end of ``stream``, relaying its progress and previews."""
+        return self._call(lambda: self._relay(stream, progress, on_preview), stream)
 
     @staticmethod
-    def _consume(events: Iterator, progress: Progress | None, on_preview: OnPreview | None):
+    def _relay(events: Iterator, progress: Progress | None, on_preview: OnPreview | None):
         for kind, *rest in events:
             if kind == "progress" and progress is not None:
                 progress(*rest)
@@ -160,6 +165,7 @@ class RemoteWorkers:
                 return rest[0]
             elif kind == "error":
                 raise rest[0]
+            # "worker" (the replica's pid) is for callers reading the stream themselves
         raise WorkerLost("The worker ended this generation without its images; try again.")
 
     @staticmethod
@@ -250,3 +256,13 @@ def connect(settings: Settings) -> RemoteWorkers:
                 handle = deploy(settings, replicas)
             _connected[settings.workers] = RemoteWorkers(handle)
         return _connected[settings.workers]
+
+
+def disconnect() -> None:
+    """Leave Ray (a cluster ``local-ray`` started ends with it); ``connect`` starts afresh."""
+    with _connecting:
+        if _connected:
+            import ray
+
+            _connected.clear()
+            ray.shutdown()
