@@ -69,6 +69,7 @@ class Worker:
         self.models = ModelManager(self.settings)
         self.line = Coalescer(self.settings.max_batch)
         self._upscaler: tuple[LoadedModel, Any] | None = None
+        self.models.get()  # a replica is ready once its model is: no request pays the load
 
     def describe(self) -> tuple[Any, PipelineFacts, str]:
         """The loaded model as the front plans with it: preset, pipeline facts, notice."""
