@@ -6,8 +6,9 @@
 
 Starts a Ray cluster in this process (2 CPUs, loopback) and deploys the workers application
 (``gempix/engine/workers.py``); starts ``gempix serve --workers ray:<this cluster>`` front
-processes on free localhost ports over one data folder; and for each configuration redeploys
-the replicas, then runs locust headless (``benchmarks/load_users.py``): every user is an API
+processes on free localhost ports over one data folder; and for 1, then 2 replicas (a
+redeploy), warms each front up with one generation, then runs locust headless against one,
+then both fronts (``benchmarks/load_users.py``): every user is an API
 client with its own key, sending ``POST /api/v1/generate`` without think time, at most
 ``--per-user`` times and for at most ``--seconds``. Prints, side by side, throughput
 (acknowledged generations per second, first start to last end) and p95 latency per
@@ -45,7 +46,6 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 USERS_FILE = Path(__file__).resolve().parent / "load_users.py"
-CONFIGS = ((1, 1), (1, 2), (2, 1), (2, 2))  # (fronts, replicas)
 
 
 def free_port() -> int:
@@ -138,6 +138,20 @@ def summary(lines: list[dict]) -> dict:
     }
 
 
+def warm_up(fronts: list[Front], key: str) -> None:
+    """One generation through each front, unmeasured: its handle and the replicas' first
+    calls are set up before the clock runs."""
+    for front in fronts:
+        response = httpx.post(
+            f"{front.url}/api/v1/generate",
+            json={"prompt": "warm up"},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=120,
+        )
+        if response.status_code != 200:
+            raise SystemExit(f"warm-up on {front.url}: HTTP {response.status_code}")
+
+
 def limit_check(fronts: list[Front], key: str, limit: int) -> int:
     """Generations allowed for one key limited to ``limit``, alternating between fronts."""
     allowed = 0
@@ -194,18 +208,21 @@ def main() -> int:
     address = ray.get_runtime_context().gcs_address
     workers.deploy(settings, 1)
     studio = Studio(settings)
-    fronts: list[Front] = []
+    fronts = [Front(env, address, data / f"front{number}.log") for number in range(2)]
     results: dict[tuple[int, int], dict] = {}
     try:
-        for count, replicas in CONFIGS:
-            while len(fronts) < count:
-                fronts.append(Front(env, address, data / f"front{len(fronts)}.log"))
-                fronts[-1].wait(240)
-            workers.deploy(settings, replicas)
-            keys = [studio.keys.create(LOCAL_USER)[0] for _ in range(args.users)]
-            out = data / f"load-{count}x{replicas}.jsonl"
-            results[count, replicas] = summary(run_users(env, fronts, keys, args, out))
-            print(f"  {count} front(s) x {replicas} replica(s): done", flush=True)
+        for front in fronts:
+            front.wait(240)
+        for replicas in (1, 2):
+            if replicas > 1:  # scaling restarts the replicas (their torch threads change)
+                workers.deploy(settings, replicas)
+            warm_up(fronts, studio.keys.create(LOCAL_USER)[0])
+            for count in (1, 2):
+                keys = [studio.keys.create(LOCAL_USER)[0] for _ in range(args.users)]
+                out = data / f"load-{count}x{replicas}.jsonl"
+                lines = run_users(env, fronts[:count], keys, args, out)
+                results[count, replicas] = summary(lines)
+                print(f"  {count} front(s) x {replicas} replica(s): done", flush=True)
         allowed = limit_check(fronts, studio.keys.create(LOCAL_USER)[0], args.per_user)
         missing = [
             image_id
@@ -230,7 +247,7 @@ def report(results: dict, allowed: int, missing: list, args, shared: bool) -> in
         f"  {'fronts x replicas':<18} {'requests':>8} {'ok':>5} {'failed':>6} "
         f"{'gen/s':>7} {'p95 ms':>8} {'median ms':>9}"
     )
-    for (count, replicas), result in results.items():
+    for (count, replicas), result in sorted(results.items()):
         print(
             f"  {count} x {replicas:<14} {result['requests']:>8} {result['ok']:>5} "
             f"{result['failed']:>6} {result['throughput']:>7.2f} {result['p95_ms']:>8.0f} "
