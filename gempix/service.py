@@ -256,6 +256,11 @@ class Studio:
         """
         started = time.perf_counter()
         backend = check_backend(upscaler)
+        if backend == "detail" and self.settings.workers:
+            raise ValidationError(
+                "upscaler: detail redraws with the model, which the remote workers "
+                "(GEMPIX_WORKERS) hold; use esrgan or lanczos."
+            )
         self.privacy.admit(user_id)
         source = self.images.get(user_id, generation_id)
         picture = load_image(source["file_path"], "image")
