@@ -177,7 +177,10 @@ def serve(
     try:
         studio.provenance.check()  # a bad GEMPIX_C2PA_CERT/KEY stops here, not at an image
         app = build_server(studio, config=config, mcp=mcp)
-        if settings.warmup:
+        if settings.workers:  # connect (and deploy) before serving; the replicas load
+            print(f"Connecting to the workers ({settings.workers})...", flush=True)
+            print(f"Workers ready, serving {studio.model().name}.", flush=True)
+        elif settings.warmup:
             print("Warming up the model before serving...", flush=True)
             print(f"Warm-up done in {studio.models.warm_up():.1f} s.", flush=True)
         scheme = "https" if ssl_certfile else "http"

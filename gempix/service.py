@@ -26,7 +26,7 @@ from .budget import GenerationBudget
 from .catalogue import ModelInfo, catalogue
 from .characters import Characters
 from .content_credentials import ContentCredentials, Source, request_sources
-from .engine import zerogpu
+from .engine import workers, zerogpu
 from .engine.batching import run_batched
 from .engine.coalesce import Coalescer
 from .engine.detail import DetailJob
@@ -214,6 +214,9 @@ class Studio:
         self.close()
 
     def model(self) -> LoadedModel:
+        """The model requests are planned with: this process's, or the remote workers'."""
+        if self.settings.workers:
+            return workers.connect(self.settings).model()
         return self.models.get()
 
     def catalogue(self) -> list[ModelInfo]:
@@ -257,6 +260,11 @@ class Studio:
         """
         started = time.perf_counter()
         backend = check_backend(upscaler)
+        if backend == "detail" and self.settings.workers:
+            raise ValidationError(
+                "upscaler: detail redraws with the model, which the remote workers "
+                "(GEMPIX_WORKERS) hold; use esrgan or lanczos."
+            )
         self.privacy.admit(user_id)
         source = self.images.get(user_id, generation_id)
         picture = load_image(source["file_path"], "image")
@@ -383,20 +391,25 @@ class Studio:
         and its embeddings cached there the first time."""
         started = time.perf_counter() if started is None else started
         job = self._prepare(request, user_id, started)
+        return self._save(job, self._draw(job, progress, on_preview), user_id)
+
+    def _draw(self, job: _Job, progress=None, on_preview=None) -> list:
+        """The pictures of ``job``: on the remote workers of ``GEMPIX_WORKERS``
+        (``engine/workers.py``), or here, where generations waiting at the same time may
+        share one call (web app, API)."""
+        if self.settings.workers:
+            return workers.connect(self.settings).draw(job.plan, progress, on_preview)
         upscaler = self.upscaler(job.loaded)
         if job.refs.conditioning is None and not zerogpu.enabled():
-            # Generations waiting at the same time may share one call (web app, API).
-            pictures = self.gpu_line.draw(job.loaded, job.plan, progress, upscaler, on_preview)
-        else:
-            pictures = zerogpu.run(
-                job.loaded,
-                job.plan,
-                progress,
-                upscaler=upscaler,
-                conditioning=job.refs.conditioning,
-                on_preview=on_preview,
-            )
-        return self._save(job, pictures, user_id)
+            return self.gpu_line.draw(job.loaded, job.plan, progress, upscaler, on_preview)
+        return zerogpu.run(
+            job.loaded,
+            job.plan,
+            progress,
+            upscaler=upscaler,
+            conditioning=job.refs.conditioning,
+            on_preview=on_preview,
+        )
 
     def render_many(
         self, requests: list[GenerationRequest], *, user_id: str = LOCAL_USER
@@ -418,7 +431,8 @@ class Studio:
         ready = [job for job in jobs if isinstance(job, _Job)]
         together = [job for job in ready if job.refs.conditioning is None]
         pictures: dict[int, list] = {}
-        if len(together) > 1 and not zerogpu.enabled():  # (ZeroGPU: one call per request)
+        local = not zerogpu.enabled() and not self.settings.workers  # else one call each
+        if len(together) > 1 and local:
             loaded = together[0].loaded
             with contextlib.suppress(GemPixError):
                 drawn = run_batched(
@@ -436,12 +450,7 @@ class Studio:
             try:
                 images = pictures.get(id(job))
                 if images is None:
-                    images = zerogpu.run(
-                        job.loaded,
-                        job.plan,
-                        upscaler=self.upscaler(job.loaded),
-                        conditioning=job.refs.conditioning,
-                    )
+                    images = self._draw(job)
                 outcomes.append(self._save(job, images, user_id))
             except GemPixError as error:
                 outcomes.append(error)
@@ -455,6 +464,11 @@ class Studio:
         warnings = prompt_warnings(loaded, resolved)
         if request.negative_prompt.strip() and resolved.guidance <= 1:
             warnings.append(NEGATIVE_IGNORED)
+        if self.settings.workers and references.uses_references(request):
+            raise ValidationError(
+                "Style references and characters are not available with remote workers "
+                "(GEMPIX_WORKERS) yet: generate without them, or serve without workers."
+            )
         store = self.store if request.character else None
         refs = references.resolve(store, loaded, request, user_id, self.settings.hub_timeout)
         return _Job(loaded, styled, resolved, warnings, refs, started)

@@ -80,6 +80,16 @@ def _text(value: str) -> str:
     return str(value).strip()
 
 
+def _workers(value: str) -> str:
+    value = str(value).strip()
+    count = value.partition(":")[2] if value.startswith("local-ray:") else None
+    if count is not None and not (count.isdigit() and 1 <= int(count) <= 64):
+        raise ValueError("local-ray:N needs N from 1 to 64 replicas")
+    if count is None and value and not (value.startswith("ray:") and len(value) > 4):
+        raise ValueError("expected local-ray:N, ray://HOST:PORT or ray:ADDRESS (e.g. ray:auto)")
+    return value
+
+
 def _number_range(low: float, high: float) -> Callable[[str], float]:
     def parse(value: str) -> float:
         try:
@@ -369,6 +379,14 @@ class Settings:
         ("GEMPIX_THREADS",),
         "torch threads on a CPU; 0 uses the physical cores this process may run on.",
         _int_range(0, 1024),
+    )
+    workers: str = setting(
+        "",
+        ("GEMPIX_WORKERS",),
+        "Where generations run: empty, in this process; local-ray:N, N Ray Serve replicas "
+        "started here; ray://HOST:PORT or ray:ADDRESS (ray:auto), the workers of a running Ray "
+        "cluster (needs gempix[workers]; docs/deployment.md).",
+        _workers,
     )
 
     @classmethod

@@ -30,6 +30,11 @@ from .generate import model_options, model_settings, speed_options
     default=None,
     help="Generate one image at start-up (compiling, with --compile) before serving.",
 )
+@click.option(
+    "--workers",
+    help="Draw on Ray Serve workers: local-ray:N (N replicas here), ray://HOST:PORT or "
+    "ray:ADDRESS (a running cluster). Default: in this process (GEMPIX_WORKERS).",
+)
 @model_options
 @speed_options
 def serve(
@@ -39,6 +44,7 @@ def serve(
     ssl_keyfile,
     mcp,
     warmup,
+    workers,
     model,
     data_dir,
     device,
@@ -52,6 +58,14 @@ def serve(
     from ..server import serve as run
 
     settings = model_settings(
-        model, data_dir, device, memory, compile_model, host=host, port=port, warmup=warmup
+        model,
+        data_dir,
+        device,
+        memory,
+        compile_model,
+        host=host,
+        port=port,
+        warmup=warmup,
+        workers=workers,
     )
     run(settings, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, mcp=mcp)
