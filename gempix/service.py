@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import __version__, references
+from . import __version__, editing, references
 from .analytics import Analytics, VisitorHasher, make_event
 from .characters import Characters
 from .engine import zerogpu
@@ -28,6 +28,7 @@ from .engine.adapters import consistency_score
 from .engine.batching import run_batched
 from .engine.coalesce import Coalescer
 from .engine.detail import DetailJob
+from .engine.edit import plan_edit, run_edit
 from .engine.esrgan import download_default
 from .engine.generate import Progress, prompt_warnings
 from .engine.models import LoadedModel, ModelManager, is_downloaded
@@ -42,7 +43,7 @@ from .gallery import Images
 from .images import load_image
 from .keys import Keys
 from .metadata import save_png
-from .params import GenerationRequest
+from .params import EditRequest, GenerationRequest
 from .privacy.files import ServedCopies
 from .privacy.identity import LOCAL_USER
 from .privacy.service import Privacy
@@ -161,6 +162,7 @@ class _Job:
     warnings: list[str]
     refs: references.Resolved
     started: float
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # e.g. an edit's own
 
 
 class Studio:
@@ -332,17 +334,77 @@ class Studio:
         removed again, so a generation racing an erasure re-creates nothing.
         ``on_preview(step, total, image)`` gets a small PIL preview after every denoising step.
         """
+        return self._attempt(
+            request,
+            user_id,
+            front_door,
+            lambda started: self.render(
+                request, user_id=user_id, progress=progress, started=started, on_preview=on_preview
+            ),
+        )
+
+    def edit(
+        self,
+        request: EditRequest,
+        *,
+        user_id: str = LOCAL_USER,
+        front_door: str = "cli",
+        progress: Progress | None = None,
+        on_preview: OnPreview | None = None,
+    ) -> GenerationResult:
+        """Edit a picture (by instruction, inpaint or outpaint; ``editing.py``): admitted,
+        saved, recorded and counted like ``generate``. Each result keeps its source, mask and
+        references beside it (registered as its copies: its deletion deletes them) and names
+        them in its parameters (``edit``)."""
+        if not isinstance(request, EditRequest):
+            raise ValidationError("request: expected an EditRequest.")
+        return self._attempt(
+            request,
+            user_id,
+            front_door,
+            lambda started: self._edit(request, user_id, progress, on_preview, started),
+        )
+
+    def _attempt(self, request, user_id, front_door, work) -> GenerationResult:
+        """Admit, ``work(started)``, commit the records; one usage event either way."""
         started = time.perf_counter()
         self.admit(request, user_id)
         try:
-            result = self.render(
-                request, user_id=user_id, progress=progress, started=started, on_preview=on_preview
-            )
+            result = work(started)
             self.record(result, user_id=user_id, front_door=front_door)
         except GemPixError as error:
             self.record_usage(request, user_id, front_door, started, error=type(error).__name__)
             raise
         self.record_usage(request, user_id, front_door, started, result)
+        return result
+
+    def _edit(self, request, user_id, progress, on_preview, started) -> GenerationResult:
+        """Read the pictures, plan against the model, draw, save the results and sources."""
+        loaded = self.model()
+        source = request.source
+        if request.source_id is not None:
+            source = self.images.get(user_id, request.source_id)["file_path"]
+        inputs = editing.read_inputs(request, source)
+        styled = styled_request(request, loaded.preset)
+        job = plan_edit(styled, loaded.preset, inputs.canvas, inputs.mask, inputs.references)
+        warnings = prompt_warnings(loaded, job.plan)
+        store = self.store if request.character else None
+        refs = references.resolve(store, loaded, request, user_id, self.settings.hub_timeout)
+        with self.gpu_line.exclusive():
+            pictures = run_edit(loaded, job, progress, refs.conditioning, on_preview)
+        extra = {
+            "edit": inputs.params(request),
+            "width": inputs.canvas.width,
+            "height": inputs.canvas.height,
+            "strength": request.strength,
+        }
+        result = self._save(
+            _Job(loaded, styled, job.plan, warnings, refs, started, extra), pictures, user_id
+        )
+        for image in result.images:
+            folder = self.settings.images_dir / user_id / editing.SOURCES_FOLDER / image.id
+            for path in editing.save_sources(folder, inputs):
+                self.served.add(user_id, [image.id], path)
         return result
 
     def admit(self, request: Any, user_id: str) -> None:
@@ -449,6 +511,7 @@ class Studio:
             image_id = uuid.uuid4().hex
             params = image_params(loaded, styled, resolved, index)
             params.update(refs.params())
+            params.update(job.extra)
             if refs.character is not None:
                 score = consistency_score(loaded, picture, refs.character.embeddings)
                 params["consistency"] = round(score, 4)
@@ -482,6 +545,10 @@ class Studio:
         except GemPixError:
             for image in result.images:
                 image.path.unlink(missing_ok=True)
+            self.served.remove(user_id, [image.id for image in result.images])  # edit sources
+            for folder in (self.settings.images_dir / user_id / editing.SOURCES_FOLDER,):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
             with contextlib.suppress(OSError):  # the folder of a user erased meanwhile
                 (self.settings.images_dir / user_id).rmdir()
             raise
@@ -541,6 +608,7 @@ def generation_record(
         "params": params,
         "styles": params["styles"],
         "character_id": (params.get("character") or {}).get("id"),
+        "source_id": ((params.get("edit") or {}).get("source") or {}).get("generation_id"),
         "consistency": params.get("consistency"),
         "file_path": str(image.path),
         "status": "ok",

@@ -79,6 +79,24 @@ def prompt_warnings(loaded: LoadedModel, plan: Plan) -> list[str]:
     return warnings
 
 
+def call_kwargs(
+    loaded: LoadedModel, plan: Plan, progress: Progress | None, on_preview: OnPreview | None
+) -> dict:
+    """What every pipeline call of a plan passes: prompts, steps, guidance, one CPU generator
+    per image (seed + i), progress and previews."""
+    import torch
+
+    return dict(
+        prompt=plan.prompt,
+        negative_prompt=plan.negative_prompt or None,
+        num_inference_steps=plan.steps,
+        guidance_scale=plan.guidance,
+        num_images_per_prompt=plan.num_images,
+        generator=[torch.Generator("cpu").manual_seed(seed) for seed in plan.seeds],
+        callback_on_step_end=step_callback(loaded, progress, on_preview),
+    )
+
+
 def run(
     loaded: LoadedModel,
     plan: Plan,
@@ -97,17 +115,8 @@ def run(
     """
     import torch
 
-    generators = [torch.Generator("cpu").manual_seed(seed) for seed in plan.seeds]
     pipe = loaded.pipe if plan.init_image is None else img2img_pipeline(loaded)
-    kwargs = dict(
-        prompt=plan.prompt,
-        negative_prompt=plan.negative_prompt or None,
-        num_inference_steps=plan.steps,
-        guidance_scale=plan.guidance,
-        num_images_per_prompt=plan.num_images,
-        generator=generators,
-        callback_on_step_end=step_callback(loaded, progress, on_preview),
-    )
+    kwargs = call_kwargs(loaded, plan, progress, on_preview)
     if plan.init_image is None:
         kwargs.update(width=plan.width, height=plan.height)
     else:
