@@ -44,6 +44,7 @@ from .images import load_image
 from .keys import Keys
 from .metadata import save_png
 from .params import EditRequest, GenerationRequest
+from .pnginfo import ImageInfo, read_info
 from .privacy.files import ServedCopies
 from .privacy.identity import LOCAL_USER
 from .privacy.service import Privacy
@@ -364,6 +365,11 @@ class Studio:
             front_door,
             lambda started: self._edit(request, user_id, progress, on_preview, started),
         )
+
+    def image_info(self, source: Any) -> ImageInfo:
+        """The generation parameters a picture carries (GemPix, A1111/Forge/Fooocus,
+        ComfyUI; ``pnginfo.py``), in the request model's names."""
+        return read_info(source)
 
     def _attempt(self, request, user_id, front_door, work) -> GenerationResult:
         """Admit, ``work(started)``, commit the records; one usage event either way."""
