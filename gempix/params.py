@@ -276,8 +276,9 @@ def field_range(name: str) -> tuple[float, float]:
 
 
 def field_choices(name: str) -> tuple[str, ...]:
-    """The values a choice field allows (aspect, resolution, upscaler)."""
-    annotation = GenerationRequest.model_fields[name].annotation
+    """The values a choice field allows (aspect, resolution, upscaler, outpaint)."""
+    model = GenerationRequest if name in GenerationRequest.model_fields else EditRequest
+    annotation = model.model_fields[name].annotation
     for option in (annotation, *getattr(annotation, "__args__", ())):
         if getattr(option, "__origin__", None) is Literal:
             return option.__args__

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from . import admin, characters, generate, images, me, meta, styles
+from . import admin, characters, edit, generate, images, me, meta, styles
 
 ROUTERS = [
     meta.router,
     generate.router,
+    edit.router,
     images.router,
     styles.router,
     characters.router,
