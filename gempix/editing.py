@@ -134,3 +134,9 @@ def save_sources(folder: Path, inputs: EditInputs) -> list[Path]:
             image.save(path, format="PNG")
             paths.append(path)
     return paths
+
+
+def painted(layer: ImageSource) -> bool:
+    """Whether a brush layer (paint on transparency, or a white-on-black mask) has any paint:
+    an untouched layer means "no mask" (an instruction edit or a plain outpaint)."""
+    return load_mask(layer, "mask").getextrema()[1] > 0
