@@ -239,13 +239,15 @@ def wire_send(ctx: Ctx, panel: dict[str, Any]) -> None:
             raise ValidationError("image: choose an image first.")
         row = ctx.studio.images.get(user_id, image_id)
         copy = ctx.served(user_id, [image_id], row["file_path"])
-        editor = {"background": copy, "layers": [], "composite": copy}
-        return editor, image_id, None, gr.Tabs(selected="edit")
+        return {"background": copy, "layers": None, "composite": None}, image_id, None
 
+    # The tab first: an editor given a picture while hidden (no size yet) stalls the page.
     panel["send_to_edit"].click(
+        lambda: gr.Tabs(selected="edit"), None, ctx.tabs, api_visibility="private", queue=False
+    ).then(
         send,
         [ctx.key, panel["selected"]],
-        [e["editor"], e["source_id"], e["mask"], ctx.tabs],
+        [e["editor"], e["source_id"], e["mask"]],
         api_visibility="private",
     )
 
