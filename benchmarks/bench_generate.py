@@ -4,6 +4,10 @@
     python benchmarks/bench_generate.py --quick    # tiny only
     python benchmarks/bench_generate.py --smoke    # one tiny run of each measurement (CI)
 
+The tiny builds of the current families (``tiny-flux2-klein``, ``tiny-z-image``,
+``tiny-qwen-image-edit``) are measured the same way in every mode, without the cold start
+(the family's bare call gets the family's own arguments, ``engine/calls.call_kwargs``).
+
 For each model it times, side by side in one run, (a) the bare pipeline call on the loaded
 pipeline and (b) ``Studio.generate`` (validation, pipeline, metadata, PNG write) with the same
 inputs, and prints the ratio b/a (target <= 1.05). Because whole-call ratios of a 40 s CPU
@@ -32,6 +36,7 @@ from _common import build_sd_turbo_architecture, interleaved  # noqa: E402
 def overhead(studio, size: int, steps: int, runs: int) -> dict[str, float]:
     import torch
 
+    from gempix.engine.calls import call_kwargs
     from gempix.params import GenerationRequest
 
     loaded = studio.model()
@@ -41,12 +46,16 @@ def overhead(studio, size: int, steps: int, runs: int) -> dict[str, float]:
 
     def bare():
         loaded.pipe(
-            prompt=request.prompt,
-            num_inference_steps=steps,
-            guidance_scale=0.0,
-            width=size,
-            height=size,
-            generator=[torch.Generator("cpu").manual_seed(1)],
+            **call_kwargs(
+                loaded.preset,
+                prompt=request.prompt,
+                negative_prompt=None,
+                steps=steps,
+                guidance=0.0,
+                width=size,
+                height=size,
+                generator=[torch.Generator("cpu").manual_seed(1)],
+            )
         )
 
     def service():
@@ -104,6 +113,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=0, help="runs per candidate")
     args = parser.parse_args()
 
+    from gempix.engine.families import build_tiny_family
+    from gempix.engine.presets import TINY_FAMILY_NAMES
     from gempix.engine.tiny import ensure_tiny
     from gempix.service import Studio
     from gempix.settings import Settings
@@ -114,17 +125,23 @@ def main() -> None:
         ensure_tiny(work / "models" / "tiny")
         rows = []
         cases = [("tiny", "tiny", 64, 2, runs or 30)]
+        families = []
+        for family, preset in TINY_FAMILY_NAMES.items():
+            build_tiny_family(family, work / "models" / preset)
+            families.append((preset, preset, 64, 2, runs or 10))
         if not (args.quick or args.smoke):
             print(
                 "building the full-size SD-Turbo-architecture model (random weights)...", flush=True
             )
             arch = build_sd_turbo_architecture(work / "sd-turbo-arch")
             cases.append(("sd-turbo-arch 512px 1 step", str(arch), 512, 1, runs or 3))
-        for label, model, size, steps, count in cases:
+        for label, model, size, steps, count in cases + families:
             with Studio(Settings.load({}, data_dir=str(work), model=model)) as studio:
                 times = overhead(studio, size, steps, count)
                 added = direct_overhead(studio, size, work, 2 if args.smoke else 20)
-            cold, rss = cold_start(work, model, size, steps)
+            cold = rss = None
+            if (label, model, size, steps, count) in cases:
+                cold, rss = cold_start(work, model, size, steps)
             rows.append((label, times["bare"] * 1000, times["service"] * 1000, added, cold, rss))
 
     header = (
@@ -139,9 +156,11 @@ def main() -> None:
     )
     print("\n" + " | ".join(header))
     for label, bare, service, added, cold, rss in rows:
+        cold_text = "-" if cold is None else f"{cold:.1f}"
+        rss_text = "-" if rss is None else f"{rss:.0f}"
         print(
             f"{label} | {bare:.1f} | {service:.1f} | {service / bare:.3f} | {added:.2f} | "
-            f"{(bare + added) / bare:.4f} | {cold:.1f} | {rss:.0f}"
+            f"{(bare + added) / bare:.4f} | {cold_text} | {rss_text}"
         )
 
 

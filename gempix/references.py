@@ -1,4 +1,9 @@
-"""A request's style reference and character, resolved into IP-Adapter conditioning.
+"""A request's style reference and character, resolved into the model's conditioning.
+
+SD models read them through IP-Adapter embeddings. FLUX.2 klein and Qwen-Image-Edit read
+reference pictures natively: a character's saved reference images are passed to the pipeline
+as its own reference images (``image=[...]``), and the character's consistency score comes
+from the one scoring encoder every family shares (``engine/consistency.py``).
 
 A saved character keeps its reference embeddings in the store (``characters.embeddings``): the
 first generation with it on a model computes them (one image-encoder pass) and stores them,
@@ -10,9 +15,10 @@ among the caller's own only, so another user's id reads as "not found", like a m
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
-from .engine import adapters, zerogpu
+from .engine import adapters, consistency, zerogpu
 from .engine.adapters import Conditioning, ReferenceEmbeddings
 from .engine.models import LoadedModel
 from .errors import NotFoundError, ValidationError
@@ -94,6 +100,72 @@ def saved_embeddings(
     return embeddings
 
 
+def _scorer(loaded: LoadedModel, hub_timeout: float) -> consistency.Scorer:
+    """The shared scoring encoder; a tiny model's is built beside it in the models folder."""
+    folder = Path(getattr(loaded.pipe, "name_or_path", "") or ".").parent
+    return consistency.scorer_for(loaded.preset, folder, hub_timeout)
+
+
+def consistency_score(
+    loaded: LoadedModel, picture: Any, character: CharacterUse, hub_timeout: float
+) -> float:
+    """How much ``picture`` looks like the character's references, the same way for every
+    family: the adapters' encoder in place for SD, the shared scorer otherwise."""
+    if loaded.preset.takes_references:
+        return _scorer(loaded, hub_timeout).score(picture, character.embeddings.image_embeds)
+    return adapters.consistency_score(loaded, picture, character.embeddings)
+
+
+def _native(
+    store: Store | None,
+    loaded: LoadedModel,
+    request: GenerationRequest,
+    user_id: str,
+    hub_timeout: float,
+) -> Resolved:
+    """A character for a model that reads reference pictures itself: the pictures go to the
+    pipeline (at most as many as it reads), their scoring embeddings to the consistency score."""
+    preset = loaded.preset
+    if request.style_image is not None:
+        raise ValidationError(
+            f"style_image: {preset.name} has no IP-Adapter for style references; give the "
+            "style picture among the references instead."
+        )
+    if request.character:
+        row = find_character(store, user_id, request.character)
+        pictures = [load_image(path, "character") for path in row["reference_paths"] or []]
+    else:
+        row, pictures = None, adapters.check_references(request.references)
+    used = tuple(pictures[: preset.references])
+    scorer = _scorer(loaded, hub_timeout)
+    embeddings = adapters.ReferenceEmbeddings(scorer.embed(used), None, scorer.id)
+    one_off = pictures if row is None else None
+    character = character_use(request, row, one_off, request.character_face, embeddings)
+    return Resolved(Conditioning(images=used), character)
+
+
+def character_use(
+    request: GenerationRequest,
+    row: dict | None,
+    one_off: list | None,
+    face: bool,
+    embeddings: ReferenceEmbeddings,
+) -> CharacterUse:
+    """The character a generation uses: the saved ``row`` or the ``one_off`` pictures, at the
+    request's strength, else the saved character's, else the default."""
+    strength = request.character_strength
+    if strength is None:
+        strength = (row or {}).get("strength")
+    return CharacterUse(
+        id=row["id"] if row else None,
+        name=row["name"] if row else None,
+        strength=DEFAULT_CHARACTER_STRENGTH if strength is None else float(strength),
+        face=face,
+        embeddings=embeddings,
+        sha256=tuple(pixel_digest(image) for image in one_off or ()),
+    )
+
+
 def resolve(
     store: Store | None,
     loaded: LoadedModel,
@@ -108,6 +180,9 @@ def resolve(
     """
     if not uses_references(request):
         return Resolved()
+    preset = loaded.preset
+    if preset.takes_references and not zerogpu.enabled():
+        return _native(store, loaded, request, user_id, hub_timeout)
     if zerogpu.enabled():
         raise ValidationError(
             "Style references and characters are not available on this ZeroGPU Space yet: "
@@ -130,17 +205,7 @@ def resolve(
             embeddings = saved_embeddings(store, loaded, user_id, row)
         else:
             embeddings = adapters.embed_images(loaded, one_off)
-        strength = request.character_strength
-        if strength is None:
-            strength = (row or {}).get("strength")
-        character = CharacterUse(
-            id=row["id"] if row else None,
-            name=row["name"] if row else None,
-            strength=DEFAULT_CHARACTER_STRENGTH if strength is None else float(strength),
-            face=face,
-            embeddings=embeddings,
-            sha256=tuple(pixel_digest(image) for image in one_off or ()),
-        )
+        character = character_use(request, row, one_off, face, embeddings)
     conditioning = Conditioning(
         style=style,
         style_strength=float(request.style_strength),

@@ -22,21 +22,21 @@ from typing import Any
 
 from . import __version__, editing, references
 from .analytics import Analytics, VisitorHasher, make_event
+from .catalogue import ModelInfo, catalogue
 from .characters import Characters
 from .engine import zerogpu
-from .engine.adapters import consistency_score
 from .engine.batching import run_batched
 from .engine.coalesce import Coalescer
 from .engine.detail import DetailJob
 from .engine.edit import plan_edit, run_edit
 from .engine.esrgan import download_default
 from .engine.generate import Progress, prompt_warnings
-from .engine.models import LoadedModel, ModelManager, is_downloaded
+from .engine.models import AutoPick, LoadedModel, ModelManager, auto_pick
 from .engine.models import download as download_model
-from .engine.presets import AUTO_CPU, AUTO_GPU, PRESETS, ModelPreset
+from .engine.presets import ModelPreset
 from .engine.previews import OnPreview
 from .engine.request import Plan, plan
-from .engine.tiny import is_built
+from .engine.runtime import resolve_device
 from .engine.upscale import UPSCALE_INFO, Upscaler, check_backend, upscale_target, upscaler_for
 from .errors import GemPixError, ValidationError
 from .gallery import Images
@@ -214,15 +214,14 @@ class Studio:
     def model(self) -> LoadedModel:
         return self.models.get()
 
-    AUTO_MODELS = {"gpu": AUTO_GPU, "cpu": AUTO_CPU}  # what ``auto`` means, by hardware
+    def catalogue(self) -> list[ModelInfo]:
+        """Every model preset: size, memory per mode, license, what it reads, whether it is
+        on this machine (``gempix.catalogue``)."""
+        return catalogue(self.settings.models_dir)
 
-    def catalogue(self) -> list[tuple[ModelPreset, bool]]:
-        """Every model preset and whether it is on this machine (built, or in the Hub cache)."""
-        tiny = is_built(self.settings.models_dir / "tiny")
-        return [
-            (preset, tiny if preset.is_tiny else is_downloaded(preset.repo_id))
-            for preset in PRESETS.values()
-        ]
+    def auto_pick(self) -> AutoPick:
+        """What ``--model auto`` picks on this machine's device and free memory, and why."""
+        return auto_pick(resolve_device(self.settings.device))
 
     def download(self, model: str) -> str:
         """Fetch ``model`` (a preset, a repo id, or ``esrgan``) for offline use; where it went."""
@@ -395,7 +394,9 @@ class Studio:
         job = plan_edit(styled, loaded.preset, inputs.canvas, inputs.mask, inputs.references)
         warnings = prompt_warnings(loaded, job.plan)
         store = self.store if request.character else None
-        refs = references.resolve(store, loaded, request, user_id, self.settings.hub_timeout)
+        # The edit's own references go to the model with the source (engine/edit.run_edit).
+        asked = request.model_copy(update={"references": ()})
+        refs = references.resolve(store, loaded, asked, user_id, self.settings.hub_timeout)
         with self.gpu_line.exclusive():
             pictures = run_edit(loaded, job, progress, refs.conditioning, on_preview)
         extra = {
@@ -519,7 +520,9 @@ class Studio:
             params.update(refs.params())
             params.update(job.extra)
             if refs.character is not None:
-                score = consistency_score(loaded, picture, refs.character.embeddings)
+                score = references.consistency_score(
+                    loaded, picture, refs.character, self.settings.hub_timeout
+                )
                 params["consistency"] = round(score, 4)
             done = picture.info.get(UPSCALE_INFO)
             if done:

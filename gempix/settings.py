@@ -115,8 +115,9 @@ class Settings:
     model: str = setting(
         "auto",
         ("GEMPIX_MODEL",),
-        "Model preset (auto, sd-turbo, sdxl-turbo, sdxl, flux-schnell, tiny), a diffusers "
-        "repo id, or a local folder.",
+        "Model preset (auto, sd-turbo, sdxl-turbo, sdxl, flux-schnell, flux2-klein, "
+        "z-image-turbo, qwen-image-edit, tiny, tiny-<family>; gempix models lists them), a "
+        "diffusers repo id, or a local folder.",
         _text,
     )
     data_dir: Path = setting(

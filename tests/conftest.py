@@ -59,6 +59,44 @@ def tiny_settings(data: Path, tiny_folder: Path, **overrides):
 
 
 @pytest.fixture(scope="session")
+def family_folders(tmp_path_factory):
+    """Each tiny family (``gempix.engine.families``) built once per session, by family name."""
+    from gempix.engine import families
+
+    root = tmp_path_factory.mktemp("tiny-families")
+    return {name: families.build_tiny_family(name, root / name) for name in families.FAMILIES}
+
+
+def family_settings(data: Path, family_folders: dict, model: str, **overrides):
+    """Settings for the tiny preset ``model`` (e.g. ``tiny-flux2-klein``) on the data dir
+    ``data``, with the session's build of its family copied in (no rebuild)."""
+    from gempix.engine.presets import PRESETS
+    from gempix.settings import Settings
+
+    folder = data / "models" / model
+    if not folder.exists():
+        shutil.copytree(family_folders[PRESETS[model].tiny_of], folder)
+    return Settings.load({}, data_dir=str(data), model=model, **overrides)
+
+
+@pytest.fixture(scope="session")
+def family_models(tmp_path_factory, family_folders):
+    """``family_models(preset)``: one ModelManager per tiny family preset for the session,
+    loaded on first use and shared by every studio that asks (like ``tiny_models``)."""
+    from gempix.engine.models import ModelManager
+
+    managers = {}
+
+    def get(model: str) -> ModelManager:
+        if model not in managers:
+            data = tmp_path_factory.mktemp(f"models-{model}")
+            managers[model] = ModelManager(family_settings(data, family_folders, model))
+        return managers[model]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory, tiny_folder):
     """The tiny model loaded once for the whole session: every studio of the fixtures below
     shares it (``Studio(settings, models=...)``), so a test pays for its data dir, not for a

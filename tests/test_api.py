@@ -141,6 +141,7 @@ MATRIX = [
     ("GET", f"/images/{MISSING}", {}, 404, 404),
     ("DELETE", f"/images/{MISSING}", {}, 404, 404),
     ("GET", "/styles", {}, 200, 200),
+    ("GET", "/models", {}, 200, 200),
     ("GET", "/characters", {}, 200, 200),
     (
         "POST",
@@ -295,6 +296,15 @@ def test_styles_lists_the_presets(api, people):
     assert "watercolor" in names or len(names) > 10
     assert all("{prompt}" in style["prompt"] for style in body["styles"])
     assert body["categories"]
+
+
+def test_models_lists_the_catalogue_over_http(api, people):
+    body = api.request("GET", "/models", people["user"]).json()
+    models = {model["name"]: model for model in body["models"]}
+    assert {"flux2-klein", "z-image-turbo", "qwen-image-edit", "tiny-flux2-klein"} <= set(models)
+    assert models["qwen-image-edit"]["can_edit"] and models["qwen-image-edit"]["references"] == 3
+    assert models["flux2-klein"]["previews"] == "none"
+    assert body["auto"] == "sd-turbo" and body["auto_reason"].startswith("cpu")
 
 
 # -- characters ---------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ def test_models_lists_presets_with_licenses(cli, data_dir):
     for name in ("sd-turbo", "sdxl-turbo", "sdxl", "flux-schnell", "tiny"):
         assert f"\n{name} " in out or out.startswith(name)
     assert "License: Apache-2.0" in out and "Stability AI Community License" in out
-    assert "tiny          64x64    steps 2   downloaded" in out
+    assert "\ntiny                 64x64    steps 2   downloaded" in out
 
 
 def test_download_tiny_builds_it(cli, tmp_path):

@@ -19,13 +19,6 @@ STEPS = 2
 
 
 @pytest.fixture(scope="session")
-def family_folders(tmp_path_factory):
-    """Each tiny family built once per session, into its own folder."""
-    root = tmp_path_factory.mktemp("tiny-families")
-    return {name: families.build_tiny_family(name, root / name) for name in FAMILIES}
-
-
-@pytest.fixture(scope="session")
 def pipeline(family_folders):
     """``pipeline(name, task=None)``: the family's pipeline, loaded once per session."""
     loaded = {}

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..catalogue import ModelInfo
 from ..params import (
     MAX_CHARACTER_CHARS,
     MAX_EDIT_REFERENCES,
@@ -232,6 +233,16 @@ class AnalyticsOut(BaseModel):
     since: str
     k: int = Field(description="Cells with fewer distinct visitors are null (suppressed).")
     reports: dict[str, list[dict[str, Any]]]
+
+
+class ModelsOut(BaseModel):
+    ok: Literal[True] = True
+    auto: str = Field(description="What model=auto picks on this server.")
+    auto_reason: str
+    models: list[ModelInfo] = Field(
+        description="Each preset (gempix/catalogue.py): previews is the live-preview decoder "
+        'or "none"; memory_gib is per memory mode on a GPU.'
+    )
 
 
 class Health(BaseModel):

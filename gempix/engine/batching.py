@@ -8,8 +8,9 @@ together: prompts, negative prompts and one CPU generator per image (seeded as i
 initial noise comes from its own seed, so it matches a single run up to float rounding.
 
 Not batched: image-to-image plans, plans that alone exceed ``max_batch`` images, and every
-plan while an IP-Adapter is loaded (its image embeddings are per call); they run alone through
-``generate.run``. Batched calls show no live previews: a preview strip would show one
+plan while an IP-Adapter is loaded (its image embeddings are per call), and every plan of a
+model that edits an input image (Qwen-Image-Edit refuses several prompts in one call); they run
+alone through ``generate.run``. Batched calls show no live previews: a preview strip would show one
 person's images to another.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from .calls import call_kwargs
 from .generate import Progress, announce_compile, run, step_callback, upscale_all
 from .models import LoadedModel
 from .pipeline import call_pipeline
@@ -70,17 +72,17 @@ def _render_group(loaded: LoadedModel, plans: Sequence[Plan], progress: Progress
         negatives += [plan.negative_prompt] * plan.num_images
         generators += [torch.Generator("cpu").manual_seed(seed) for seed in plan.seeds]
         counts.append(plan.num_images)
-    kwargs = dict(
+    kwargs = call_kwargs(
+        loaded.preset,
         prompt=prompts,
         negative_prompt=negatives if first.negative_prompt else None,
-        num_inference_steps=first.steps,
-        guidance_scale=first.guidance,
-        num_images_per_prompt=1,
-        generator=generators,
+        steps=first.steps,
+        guidance=first.guidance,
         width=first.width,
         height=first.height,
-        callback_on_step_end=step_callback(loaded, progress, None),
+        generator=generators,
     )
+    kwargs["callback_on_step_end"] = step_callback(loaded, progress, None)
     with loaded.lock, torch.inference_mode():
         announce_compile(loaded, first, progress, images=len(prompts))
         images = call_pipeline(loaded.pipe, kwargs)
@@ -105,8 +107,8 @@ def run_batched(
     upscaling of batched plans is ``generate.run``'s, per plan, afterwards.
     """
     results: list[list] = [[] for _ in plans]
-    if loaded.adapters is not None:
-        max_batch = 1
+    if loaded.adapters is not None or loaded.preset.needs_image:
+        max_batch = 1  # per-call embeddings; Qwen-Image-Edit takes one prompt per call
     for members in group(plans, max_batch):
         callbacks = [progress(i) if progress else None for i in members]
         if len(members) == 1:

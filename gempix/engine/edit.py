@@ -18,26 +18,31 @@ from PIL import Image
 
 from ..errors import ValidationError
 from .adapters import Conditioning, pipeline_kwargs
-from .generate import Progress, announce_compile, call_kwargs
+from .calls import call_kwargs
+from .families import FAMILIES, family
+from .generate import Progress, announce_compile, step_callback
 from .models import LoadedModel
-from .pipeline import call_pipeline, inpaint_pipeline
+from .pipeline import call_pipeline, inpaint_pipeline, task_pipeline
 from .presets import ModelPreset
 from .previews import OnPreview
 from .request import Plan, plan
 
-# Families whose pipeline AutoPipelineForInpainting can take over (``from_pipe``).
+# SD-style families whose pipeline AutoPipelineForInpainting can take over (``from_pipe``);
+# the current families say what they have in ``families.<family>.PIPELINES``.
 INPAINT_FAMILIES = ("sd", "sdxl", "flux", "custom")
-# Families that edit by instruction: none of the presets here yet (docs/editing.md).
-EDIT_FAMILIES: tuple[str, ...] = ()
 
 
 def can_inpaint(preset: ModelPreset) -> bool:
+    if preset.family in FAMILIES:
+        return "inpaint" in family(preset.family).PIPELINES
     return preset.family in INPAINT_FAMILIES
 
 
-def can_edit(preset: ModelPreset) -> bool:
-    """True when the model edits by instruction, with no mask."""
-    return preset.family in EDIT_FAMILIES
+def inpainter(loaded: LoadedModel):
+    """The loaded model's inpaint pipeline, over the same weights."""
+    if loaded.preset.family in FAMILIES:
+        return task_pipeline(loaded, "inpaint")
+    return inpaint_pipeline(loaded)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,13 +74,17 @@ def plan_edit(
 
     ``request`` has the fields of ``engine.request.Asked`` (the core's ``EditRequest``).
     """
-    if mask is None and not can_edit(preset):
+    if mask is None and not preset.can_edit:
         raise ValidationError(
             f"model: {preset.name} cannot edit by instruction; draw a mask (inpaint) or "
             "outpaint with it, or choose a model that edits."
         )
     if mask is not None and not can_inpaint(preset):
         raise ValidationError(f"mask: {preset.name} cannot inpaint; edit by instruction instead.")
+    if references and not preset.takes_references:
+        raise ValidationError(
+            f"references: {preset.name} does not read reference pictures in an edit."
+        )
     width, height = model_size(canvas.size, preset)
     resolved = plan(
         _Sized(request, width, height), preset
@@ -120,16 +129,28 @@ def run_edit(
 
     resolved = job.plan
     size = (resolved.width, resolved.height)
-    kwargs = call_kwargs(loaded, resolved, progress, on_preview)
-    kwargs.update(
-        image=job.canvas.resize(size, Image.Resampling.LANCZOS),
-        mask_image=job.mask.resize(size, Image.Resampling.BILINEAR),
+    source = job.canvas.resize(size, Image.Resampling.LANCZOS)
+    kwargs = call_kwargs(
+        loaded.preset,
+        prompt=resolved.prompt,
+        negative_prompt=resolved.negative_prompt,
+        steps=resolved.steps,
+        guidance=resolved.guidance,
         width=size[0],
         height=size[1],
-        strength=resolved.strength,
+        generator=[torch.Generator("cpu").manual_seed(seed) for seed in resolved.seeds],
+        num_images_per_prompt=resolved.num_images,
+        images=() if job.mask is not None else (source, *job.references),
     )
+    kwargs["callback_on_step_end"] = step_callback(loaded, progress, on_preview)
+    if job.mask is not None:
+        mask = job.mask.resize(size, Image.Resampling.BILINEAR)
+        kwargs.update(image=source, mask_image=mask, strength=resolved.strength)
     with loaded.lock, torch.inference_mode():
+        pipe = inpainter(loaded) if job.mask is not None else task_pipeline(loaded, "edit")
         kwargs.update(pipeline_kwargs(loaded, conditioning, resolved.guidance))
         announce_compile(loaded, resolved, progress)
-        pictures = call_pipeline(inpaint_pipeline(loaded), kwargs)
+        pictures = call_pipeline(pipe, kwargs)
+    if job.mask is None:  # an instruction edit redraws the whole picture
+        return [picture.convert("RGB").resize(job.canvas.size) for picture in pictures]
     return [blend(picture, job.canvas, job.mask) for picture in pictures]

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from .calls import call_kwargs
 from .pipeline import call_pipeline
 from .pipestate import state_of
 
@@ -160,13 +161,16 @@ def warmup(
     for width, height in sizes:
         for batch in batch_sizes:
             started = time.perf_counter()
-            kwargs = dict(
-                prompt=["warm-up"] * batch,
-                num_inference_steps=steps,
-                guidance_scale=guidance,
+            kwargs = call_kwargs(
+                preset,
+                prompt="warm-up",
+                negative_prompt=None,
+                steps=steps,
+                guidance=guidance,
                 width=width,
                 height=height,
                 generator=torch.Generator("cpu").manual_seed(0),
+                num_images_per_prompt=batch,
             )
             with loaded.lock, torch.inference_mode():
                 call_pipeline(pipe, kwargs)

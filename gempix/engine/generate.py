@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from ..errors import GemPixError
 from .adapters import Conditioning, pipeline_kwargs
+from .calls import call_kwargs
 from .detail import DetailJob
 from .fastpaths import compile_notice
 from .models import LoadedModel
@@ -79,24 +80,6 @@ def prompt_warnings(loaded: LoadedModel, plan: Plan) -> list[str]:
     return warnings
 
 
-def call_kwargs(
-    loaded: LoadedModel, plan: Plan, progress: Progress | None, on_preview: OnPreview | None
-) -> dict:
-    """What every pipeline call of a plan passes: prompts, steps, guidance, one CPU generator
-    per image (seed + i), progress and previews."""
-    import torch
-
-    return dict(
-        prompt=plan.prompt,
-        negative_prompt=plan.negative_prompt or None,
-        num_inference_steps=plan.steps,
-        guidance_scale=plan.guidance,
-        num_images_per_prompt=plan.num_images,
-        generator=[torch.Generator("cpu").manual_seed(seed) for seed in plan.seeds],
-        callback_on_step_end=step_callback(loaded, progress, on_preview),
-    )
-
-
 def run(
     loaded: LoadedModel,
     plan: Plan,
@@ -108,18 +91,31 @@ def run(
     """Generate ``plan.num_images`` images, upscaled to ``plan.target`` when it differs.
 
     ``conditioning`` carries style-reference and character embeddings (``adapters``; load
-    them first with ``ensure_adapters``). ``on_preview(step, total, image)`` gets a small
-    PIL preview after every denoising step (``previews``). An upscaled image carries what was
-    done in ``image.info[UPSCALE_INFO]``. A float16 VAE that overflows into a black image is
-    decoded again in float32 (``pipeline.call_pipeline``).
+    them first with ``ensure_adapters``), or for a model that reads them natively the
+    reference pictures themselves (``conditioning.images``). ``on_preview(step, total,
+    image)`` gets a small PIL preview after every denoising step (``previews``). An upscaled
+    image carries what was done in ``image.info[UPSCALE_INFO]``. A float16 VAE that overflows
+    into a black image is decoded again in float32 (``pipeline.call_pipeline``).
     """
     import torch
 
+    generators = [torch.Generator("cpu").manual_seed(seed) for seed in plan.seeds]
     pipe = loaded.pipe if plan.init_image is None else img2img_pipeline(loaded)
-    kwargs = call_kwargs(loaded, plan, progress, on_preview)
-    if plan.init_image is None:
-        kwargs.update(width=plan.width, height=plan.height)
-    else:
+    kwargs = call_kwargs(
+        loaded.preset,
+        prompt=plan.prompt,
+        negative_prompt=plan.negative_prompt,
+        steps=plan.steps,
+        guidance=plan.guidance,
+        width=plan.width,
+        height=plan.height,
+        generator=generators,
+        num_images_per_prompt=plan.num_images,
+        images=conditioning.images if conditioning is not None else (),
+    )
+    kwargs["callback_on_step_end"] = step_callback(loaded, progress, on_preview)
+    if plan.init_image is not None:  # the image-to-image call: its size is the picture's
+        del kwargs["width"], kwargs["height"]
         kwargs.update(image=plan.init_image, strength=plan.strength)
     with loaded.lock, torch.inference_mode():
         kwargs.update(pipeline_kwargs(loaded, conditioning, plan.guidance))

@@ -46,6 +46,13 @@ PRESET_PARAMS: dict[str, tuple[int, int, int]] = {
     "sdxl": (3_470_000_000, 2_567_000_000, 26_000_000),  # SDXL / SDXL-Turbo
     "flux": (16_870_000_000, 11_900_000_000, 151_000_000),  # FLUX.1 + T5-XXL
     "custom": (1_070_000_000, 860_000_000, 14_000_000),  # assume SD 1.5 size
+    # Counted on the meta device from the published configs (gempix/engine/families, checked
+    # against the Hub's checkpoints by tests/test_tiny_families.py); the largest component is
+    # klein's Qwen3-4B text encoder, the others' transformer; the largest layer is the text
+    # encoder's token embedding.
+    "flux2-klein": (7_982_059_172, 4_022_468_224, 388_956_160),
+    "z-image-turbo": (10_261_196_643, 6_154_908_736, 388_956_160),
+    "qwen-image-edit": (28_849_460_443, 20_430_401_088, 544_997_376),
     "tiny": (600_000, 300_000, 20_000),
 }
 
@@ -217,6 +224,51 @@ def check_fits(
             "Free some memory, pick a smaller model, or generate smaller images."
         )
     raise ModelUnavailableError(message)
+
+
+MODE_WORDS = {
+    "high": "all on the device",
+    "balanced": "one component at a time (model offload)",
+    "low": "one layer at a time (sequential offload, slow)",
+}
+
+
+def preset_needs(preset, device: str, dtype=None) -> MemoryNeeds:
+    """What a preset needs in each mode before anything is loaded (its published dtype when
+    it has one, else ``dtype``, else 2 bytes on an accelerator and 4 on a CPU)."""
+    import torch
+
+    if preset.dtype and not preset.is_tiny:
+        dtype = getattr(torch, preset.dtype)
+    elif dtype is None:
+        dtype = torch.float32 if device.split(":")[0] == "cpu" else torch.float16
+    return estimate_needs(preset, dtype=dtype, device=device)
+
+
+def advice(preset, device: str, free_bytes: int, dtype=None) -> str:
+    """One line with the numbers: each mode's need, what is free, and what ``auto`` picks."""
+    needs = preset_needs(preset, device, dtype)
+    device_type = device.split(":")[0]
+    modes = ", ".join(f"{mode} {gib(needs[mode])}" for mode in CONCRETE_MODES)
+    line = f"{preset.name} on {device_type}: needs about {modes}; {gib(free_bytes)} free"
+    fitting = [m for m in CONCRETE_MODES if needs[m] <= free_bytes]
+    if not fitting:
+        return f"{line}: does not fit in any mode."
+    chosen = advise_mode(free_bytes, needs, device_type)
+    line += f": --memory auto picks {chosen} ({MODE_WORDS[chosen]})"
+    if chosen != "high" and device_type != "cpu":
+        line += f"; high would need {gib(needs['high'] * HEADROOM)} with headroom"
+    return line + "."
+
+
+def check_loadable(preset, mode: str, device: str, free_bytes: int, dtype=None) -> str:
+    """Refuse, before loading a byte, a preset that cannot fit in ``mode`` here (with needed vs
+    free and the mode that would fit); returns the concrete mode ``mode`` resolves to."""
+    needs = preset_needs(preset, device, dtype)
+    device_type = device.split(":")[0]
+    chosen = advise_mode(free_bytes, needs, device_type) if mode == "auto" else mode
+    check_fits(chosen, free_bytes, needs, device_type, f"Model {preset.name!r}")
+    return chosen
 
 
 def _resident_bytes(pipe, device: str) -> int:

@@ -17,18 +17,55 @@ from typing import Any
 
 from ..errors import ModelUnavailableError
 from ..settings import Settings
+from .families import FAMILIES, build_tiny_family, load_family
 from .fastpaths import fast_paths, warmup
 from .hub import download_hint, hub_reachable, is_downloaded
-from .memory import apply_mode
+from .memory import HEADROOM, apply_mode, check_loadable, gib, preset_needs
 from .presets import AUTO_CPU, AUTO_GPU, PRESETS, ModelPreset, preset_for
-from .runtime import configure_threads, on_zerogpu, resolve_device, resolve_dtype
+from .runtime import configure_threads, free_device_bytes, on_zerogpu, resolve_device, resolve_dtype
 from .tiny import ensure_tiny
 
 log = logging.getLogger("gempix.models")
 
+# What ``auto`` may pick on a CUDA card, best first: the first whose all-on-the-card need
+# (``memory.preset_needs``, with HEADROOM) fits the free memory. Offloading a bigger model is
+# slower than running a smaller one whole, so auto never picks a mode below high.
+AUTO_GPU_ORDER = ("flux2-klein", AUTO_GPU, AUTO_CPU)
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoPick:
+    name: str
+    reason: str
+
+
+def auto_pick(device: str, free_bytes: int | None = None) -> AutoPick:
+    """The preset ``auto`` means on ``device`` with ``free_bytes`` free, and why.
+
+    A CPU or MPS gets sd-turbo (one step at 512 px: seconds, not minutes); a CUDA card the
+    first of ``AUTO_GPU_ORDER`` that fits whole, else sd-turbo with offload.
+    """
+    if device.split(":")[0] != "cuda":
+        return AutoPick(
+            AUTO_CPU,
+            f"{device}: {AUTO_CPU} draws a 512 px image in one step; the larger models take "
+            "minutes per image without a CUDA GPU.",
+        )
+    free = free_device_bytes(device) if free_bytes is None else free_bytes
+    for name in AUTO_GPU_ORDER:
+        need = preset_needs(PRESETS[name], device)["high"] * HEADROOM
+        if need <= free:
+            return AutoPick(
+                name,
+                f"cuda: {gib(free)} free; {name} fits whole (needs {gib(need)} with headroom).",
+            )
+    return AutoPick(
+        AUTO_CPU, f"cuda: only {gib(free)} free; {AUTO_CPU} is the smallest preset (offloaded)."
+    )
+
 
 def auto_model(device: str) -> str:
-    return AUTO_GPU if device == "cuda" else AUTO_CPU
+    return auto_pick(device).name if device.split(":")[0] == "cuda" else AUTO_CPU
 
 
 @dataclasses.dataclass
@@ -42,6 +79,7 @@ class LoadedModel:
     notice: str = ""  # e.g. the offline fallback banner; empty when all is as asked
     img2img: Any = None  # built on first use from the same modules (no second copy)
     inpaint: Any = None  # the same, for masked edits (pipeline.inpaint_pipeline)
+    views: dict = dataclasses.field(default_factory=dict)  # a family's other tasks (pipeline)
     adapters: Any = None  # adapters.AdapterSet once an IP-Adapter is loaded (then kept)
     memory_mode: str = "high"  # the concrete mode applied (memory.apply_mode)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
@@ -67,6 +105,9 @@ def choose_model(settings: Settings, device: str, model: str | None = None) -> M
         folder = ensure_tiny(settings.models_dir / "tiny")
         return ModelChoice(PRESETS["tiny"], str(folder), local_only=True)
     preset = preset_for(name)
+    if preset.tiny_of:
+        folder = build_tiny_family(preset.tiny_of, settings.models_dir / preset.name)
+        return ModelChoice(preset, str(folder), local_only=True)
     if Path(name).is_dir():
         return ModelChoice(preset, name, local_only=True)
     if is_downloaded(preset.repo_id):
@@ -101,13 +142,19 @@ def quiet_libraries() -> None:
 
 def load_pipeline(choice: ModelChoice, dtype):
     """The pipeline with its weights on the CPU, where ``from_pretrained`` leaves them:
-    ``prepare`` puts them on the device as the memory mode says (all, per model, per layer)."""
+    ``prepare`` puts them on the device as the memory mode says (all, per model, per layer).
+    A current family loads its own pipeline class (``families.load_family``)."""
     from diffusers import AutoPipelineForText2Image
 
     try:
-        pipe = AutoPipelineForText2Image.from_pretrained(
-            choice.source, dtype=dtype, local_files_only=choice.local_only
-        )
+        if choice.preset.family in FAMILIES:
+            pipe = load_family(
+                choice.preset.family, choice.source, dtype=dtype, local_files_only=choice.local_only
+            )
+        else:
+            pipe = AutoPipelineForText2Image.from_pretrained(
+                choice.source, dtype=dtype, local_files_only=choice.local_only
+            )
     except OSError as error:
         raise ModelUnavailableError(
             f"Could not load model {choice.preset.name!r}: {str(error).splitlines()[0]} "
@@ -174,6 +221,10 @@ class ModelManager:
             quiet_libraries()
             choice = choose_model(self.settings, device, wanted)
             dtype = resolve_dtype(self.settings.dtype, device, choice.preset)
+            if choice.preset.name in PRESETS and not choice.preset.is_tiny and not on_zerogpu():
+                # before loading (or downloading) tens of GB that cannot fit anyway
+                free = free_device_bytes(device)
+                check_loadable(choice.preset, self.settings.memory, device, free, dtype)
             loaded = LoadedModel(
                 choice.preset, load_pipeline(choice, dtype), device, dtype, choice.notice
             )
@@ -203,6 +254,8 @@ def download(settings: Settings, model: str) -> str:
     """Fetch a model into the local Hugging Face cache for offline use; returns its folder."""
     if model == "tiny":
         return str(ensure_tiny(settings.models_dir / "tiny"))
+    if preset_for(model).tiny_of:
+        return str(build_tiny_family(preset_for(model).tiny_of, settings.models_dir / model))
     name = auto_model(resolve_device(settings.device)) if model == "auto" else model
     preset = preset_for(name)
     if not hub_reachable(settings.hub_timeout):

@@ -10,13 +10,16 @@ again in float32, remembering to do so from then on.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import GemPixError
+from .families import FAMILIES, family
 from .pipestate import state_of
 
 log = logging.getLogger("gempix.pipeline")
+_VIEWS_LOCK = threading.Lock()
 OUTPUT_TYPES = ("pil", "np")  # what call_pipeline decodes itself (others: diffusers decodes)
 
 
@@ -141,10 +144,13 @@ def img2img_pipeline(loaded):
     ``from_pipe`` shares the already-loaded modules: no second copy of the weights.
     """
     if loaded.img2img is None:
-        from diffusers import AutoPipelineForImage2Image
+        if loaded.preset.family in FAMILIES:
+            loaded.img2img = task_pipeline(loaded, "img2img")
+        else:
+            from diffusers import AutoPipelineForImage2Image
 
-        loaded.img2img = AutoPipelineForImage2Image.from_pipe(loaded.pipe)
-        loaded.img2img.set_progress_bar_config(disable=True)
+            loaded.img2img = AutoPipelineForImage2Image.from_pipe(loaded.pipe)
+            loaded.img2img.set_progress_bar_config(disable=True)
     return loaded.img2img
 
 
@@ -161,3 +167,34 @@ def inpaint_pipeline(loaded):
         loaded.inpaint = AutoPipelineForInpainting.from_pipe(loaded.pipe)
         loaded.inpaint.set_progress_bar_config(disable=True)
     return loaded.inpaint
+
+
+def task_pipeline(loaded, task: str):
+    """A current family's pipeline for ``task`` ("text2image", "img2img", "inpaint", "edit":
+    ``families.<family>.PIPELINES``) over the loaded modules, built once and kept.
+
+    The engine API for editing and inpainting: ``task_pipeline(models.get("flux2-klein"),
+    "inpaint")``. A task the family has not raises ValidationError naming the ones it has.
+    """
+    import diffusers
+
+    from ..errors import ValidationError
+
+    if loaded.preset.family not in FAMILIES:
+        raise ValidationError(
+            f"task: {loaded.name!r} has no {task} pipeline here; the current families "
+            f"({', '.join(FAMILIES)}) have."
+        )
+    classes = family(loaded.preset.family).PIPELINES
+    if task not in classes:
+        raise ValidationError(
+            f"task for {loaded.name} must be one of {', '.join(classes)}, not {task!r}"
+        )
+    if type(loaded.pipe).__name__ == classes[task]:
+        return loaded.pipe
+    with _VIEWS_LOCK:  # not loaded.lock: callers may hold it
+        if task not in loaded.views:
+            view = getattr(diffusers, classes[task]).from_pipe(loaded.pipe)
+            view.set_progress_bar_config(disable=True)
+            loaded.views[task] = view
+    return loaded.views[task]

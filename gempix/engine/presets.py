@@ -1,7 +1,9 @@
 """Model presets: what each named model is, how to run it, and under which license.
 
 Pure data, no torch import, so the CLI can list models instantly. A preset carries everything
-later stages need (native size, defaults, size rule, IP-Adapter files, license shown to users).
+later stages need (native size, defaults, size rule, IP-Adapter files, license shown to users,
+what the model reads: negative prompt, reference images, an input image to edit). Where each
+value of the current families comes from is written in docs/models.md.
 """
 
 from __future__ import annotations
@@ -36,10 +38,25 @@ class ModelPreset:
     description: str
     adapters: AdapterFiles | None = None
     max_steps: int = 100
+    pipeline: str = ""  # the diffusers class, for the catalogue (``family`` decides loading)
+    negative_prompt: bool = True  # False: the pipeline has no negative prompt; refused
+    guidance_argument: str = "guidance_scale"  # Qwen-Image-Edit: "true_cfg_scale"
+    references: int = 0  # reference images the model reads natively (image=[...]); 0: none
+    needs_image: bool = False  # always edits an input image (a blank canvas when none given)
+    can_edit: bool = False  # edits a given picture from an instruction (issue 19 builds on it)
+    img2img: bool = True  # has a strength-based image-to-image pipeline
+    dtype: str = ""  # the weights' published dtype, used on every device ("" : per device)
+    tiny_of: str = ""  # a tiny build of this family (gempix.engine.families), made locally
 
     @property
     def is_tiny(self) -> bool:
-        return self.name == "tiny"
+        """Built locally with random weights (``tiny``, ``tiny-<family>``): draws noise."""
+        return self.name == "tiny" or bool(self.tiny_of)
+
+    @property
+    def takes_references(self) -> bool:
+        """Reads a character's or a style's pictures natively, without IP-Adapter."""
+        return self.references > 0
 
 
 SDXL_ADAPTERS = AdapterFiles(
@@ -54,6 +71,103 @@ STABILITY_COMMUNITY = (
     "Stability AI Community License",
     "https://stability.ai/community-license-agreement",
 )
+
+APACHE = ("Apache-2.0", "https://www.apache.org/licenses/LICENSE-2.0")
+
+# FLUX.2 [klein] 4B, Z-Image-Turbo, Qwen-Image-Edit-2511 (issue 18); sources in docs/models.md.
+# ``family`` names the module in gempix.engine.families that loads and builds each.
+CURRENT_FAMILIES = (
+    ModelPreset(
+        name="flux2-klein",
+        repo_id="black-forest-labs/FLUX.2-klein-4B",
+        family="flux2-klein",
+        native=(1024, 1024),
+        steps=4,
+        guidance=1.0,  # the model card's value; the distilled pipeline ignores it
+        size_multiple=16,
+        license=APACHE[0],
+        license_url="https://huggingface.co/black-forest-labs/FLUX.2-klein-4B",
+        description="FLUX.2 [klein] 4B: 4 steps at 1024 px, text to image and up to 4 "
+        "reference images in one model.",
+        max_steps=16,
+        pipeline="Flux2KleinPipeline",
+        negative_prompt=False,
+        references=4,
+        can_edit=True,
+        img2img=False,
+        dtype="bfloat16",
+    ),
+    ModelPreset(
+        name="z-image-turbo",
+        repo_id="Tongyi-MAI/Z-Image-Turbo",
+        family="z-image-turbo",
+        native=(1024, 1024),
+        steps=8,
+        guidance=0.0,
+        size_multiple=16,
+        license=APACHE[0],
+        license_url="https://huggingface.co/Tongyi-MAI/Z-Image-Turbo",
+        description="Z-Image-Turbo 6B: 8 steps at 1024 px, strong at text in images.",
+        max_steps=32,
+        pipeline="ZImagePipeline",
+        dtype="bfloat16",
+    ),
+    ModelPreset(
+        name="qwen-image-edit",
+        repo_id="Qwen/Qwen-Image-Edit-2511",
+        family="qwen-image-edit",
+        native=(1024, 1024),
+        steps=50,
+        guidance=4.0,  # true_cfg_scale, the pipeline's default
+        size_multiple=16,
+        license=APACHE[0],
+        license_url="https://huggingface.co/Qwen/Qwen-Image-Edit-2511",
+        description="Qwen-Image-Edit-2511 20B: edits 1-3 input images from an instruction; "
+        "needs a 48 GB card or offload.",
+        pipeline="QwenImageEditPlusPipeline",
+        guidance_argument="true_cfg_scale",
+        references=3,
+        needs_image=True,
+        can_edit=True,
+        img2img=False,
+        dtype="bfloat16",
+    ),
+)
+TINY_FAMILY_NAMES = {
+    "flux2-klein": "tiny-flux2-klein",
+    "z-image-turbo": "tiny-z-image",
+    "qwen-image-edit": "tiny-qwen-image-edit",
+}
+
+
+def tiny_family(full: ModelPreset) -> ModelPreset:
+    """The tiny build of a current family: the same rules at 64 px and 2 steps, float32, and
+    guidance at most 1 (Qwen-Image-Edit's true CFG, a second pass per step, only when asked)."""
+    return dataclasses.replace(
+        full,
+        name=TINY_FAMILY_NAMES[full.name],
+        repo_id="",  # built locally by gempix.engine.families
+        native=(64, 64),
+        steps=2,
+        guidance=min(full.guidance, 1.0),
+        license=f"{APACHE[0]} (random weights built by GemPix)",
+        license_url=APACHE[1],
+        description=f"Random weights in the {full.name} architecture, built offline: draws "
+        "noise. Tests and demos.",
+        dtype="",
+        tiny_of=full.family,
+    )
+
+
+def can_edit(model: str) -> bool:
+    """Whether ``model`` (a preset name) edits a given picture from an instruction."""
+    return preset_for(model).can_edit
+
+
+def takes_references(model: str) -> bool:
+    """Whether ``model`` reads reference images natively (``image=[...]``)."""
+    return preset_for(model).takes_references
+
 
 PRESETS: dict[str, ModelPreset] = {
     preset.name: preset
@@ -125,6 +239,8 @@ PRESETS: dict[str, ModelPreset] = {
             license_url="https://www.apache.org/licenses/LICENSE-2.0",
             description="Random weights, built offline in seconds: draws noise. Tests and demos.",
         ),
+        *CURRENT_FAMILIES,
+        *(tiny_family(preset) for preset in CURRENT_FAMILIES),
     )
 }
 

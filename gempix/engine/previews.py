@@ -64,6 +64,14 @@ def build_tiny_taesd(folder: Path) -> Path:
     return Path(folder)
 
 
+def preview_decoder(preset) -> str:
+    """The decoder live previews use for ``preset``, or "none" (said plainly in the catalogue):
+    only SD and SDXL latents have a TAESD here."""
+    if preset.family not in TAESD_REPOS:
+        return "none"
+    return "built locally" if preset.is_tiny else TAESD_REPOS[preset.family]
+
+
 def latent_family(loaded) -> str:
     """ "sd" or "sdxl": which TAESD decodes this model's latents; ValidationError otherwise."""
     preset = loaded.preset
@@ -136,7 +144,7 @@ class PreviewDecoder:
     @staticmethod
     def _load_for(loaded, hub_timeout: int):
         device = _execution_device(loaded.pipe, loaded.device)
-        if loaded.preset.is_tiny:
+        if loaded.preset.is_tiny and loaded.preset.family == "sd":
             from diffusers import AutoencoderTiny
 
             source = Path(loaded.pipe.name_or_path) / TINY_TAESD_FOLDER

@@ -108,8 +108,28 @@ def _upscaled_base(width: int, height: int, preset: ModelPreset) -> tuple[int, i
     return fit(base_w), fit(base_h)
 
 
+def _check_reads(request: Asked, preset: ModelPreset) -> None:
+    """Refuse what the model cannot do, naming the field, instead of silently ignoring it."""
+    if request.negative_prompt.strip() and not preset.negative_prompt:
+        raise ValidationError(
+            f"negative_prompt: {preset.name} reads no negative prompt (its pipeline, "
+            f"{preset.pipeline}, has none: guidance-distilled). Leave it empty."
+        )
+    if request.init_image is not None and not preset.img2img:
+        raise ValidationError(
+            f"init_image: {preset.name} has no image-to-image (strength) mode; give the "
+            "picture as a reference (references or a character) instead."
+        )
+    if request.upscaler == "detail" and not preset.img2img:
+        raise ValidationError(
+            f"upscaler: the detail pass redraws tiles with image-to-image, which {preset.name} "
+            "has not; choose esrgan or lanczos."
+        )
+
+
 def plan(request: Asked, preset: ModelPreset) -> Plan:
     """Resolve ``request`` for ``preset`` (its defaults, limits and sizes); ValidationError."""
+    _check_reads(request, preset)
     steps = whole(
         preset.steps if request.steps is None else request.steps, "steps", 1, preset.max_steps
     )

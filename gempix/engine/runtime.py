@@ -40,7 +40,11 @@ def resolve_dtype(requested: str, device: str, preset: ModelPreset):
     import torch
 
     if requested == "auto":
-        if device == "cpu" or preset.is_tiny:
+        if preset.is_tiny:
+            return torch.float32
+        if preset.dtype:  # the current families: bf16 everywhere (float32 is 32-115 GB)
+            return getattr(torch, preset.dtype)
+        if device == "cpu":
             return torch.float32
         return torch.bfloat16 if preset.family == "flux" else torch.float16
     return getattr(torch, requested)

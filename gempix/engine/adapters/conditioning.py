@@ -128,12 +128,15 @@ def prepare_ip_embeds(
 
 @dataclasses.dataclass(frozen=True)
 class Conditioning:
-    """The image conditioning of one generation: embeddings and the strength of each slot."""
+    """The image conditioning of one generation: embeddings and the strength of each slot,
+    or, for a model that reads reference pictures natively (FLUX.2 klein, Qwen-Image-Edit),
+    the pictures themselves in ``images`` (passed as ``image=[...]`` by ``calls``)."""
 
     style: ReferenceEmbeddings | None = None
     style_strength: float = 0.0
     character: ReferenceEmbeddings | None = None
     character_strength: float = 0.0
+    images: tuple = ()
 
     @property
     def kinds(self) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...images import ImageSource, to_rgb
+from ..consistency import similarity
 from .limits import check_references
 from .loading import adapter_set, require_adapters
 
@@ -63,14 +64,13 @@ def embeddings_match(loaded, embeddings: ReferenceEmbeddings) -> bool:
 
 def consistency_score(loaded, output_image, reference_embeddings) -> float:
     """Cosine similarity in [-1, 1] between the output's CLIP image embedding and the mean of
-    the references' (``ReferenceEmbeddings`` or an (n, dim) tensor): one encoder pass."""
+    the references' (``ReferenceEmbeddings`` or an (n, dim) tensor): one encoder pass, scored
+    by ``consistency.similarity`` like every other family's."""
     import torch
 
     require_adapters(loaded)
     references = getattr(reference_embeddings, "image_embeds", reference_embeddings)
     with torch.inference_mode():
         pixels = _pixel_values(loaded, [to_rgb(output_image)])
-        embedding = loaded.pipe.image_encoder(pixels).image_embeds[0].float().cpu()
-    mean = references.float().cpu().mean(dim=0)
-    score = torch.nn.functional.cosine_similarity(embedding, mean, dim=0)
-    return max(-1.0, min(1.0, float(score)))
+        embedding = loaded.pipe.image_encoder(pixels).image_embeds[0]
+    return similarity(embedding, references)

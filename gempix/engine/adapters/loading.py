@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 from ...errors import ModelUnavailableError, ValidationError
 from .. import tiny_adapters
+from ..consistency import encoder_fingerprint
 from ..hub import cached_file, hub_reachable
 from .limits import KINDS
 
@@ -99,7 +99,8 @@ def _load_arguments(loaded, kinds: tuple[str, ...], face: bool, hub_timeout: flo
     if adapters is None:
         raise ValidationError(
             f"Style references and characters need an IP-Adapter, and none is published for "
-            f"model {preset.name!r}. Choose a model that has one (e.g. sdxl-turbo) or tiny."
+            f"model {preset.name!r}. Choose a model that has one (e.g. sdxl-turbo) or tiny, "
+            "or flux2-klein / qwen-image-edit, which read reference images themselves."
         )
     local_only = adapters_downloaded(adapters)
     if not local_only and not hub_reachable(hub_timeout):
@@ -118,24 +119,6 @@ def _load_arguments(loaded, kinds: tuple[str, ...], face: bool, hub_timeout: flo
         image_encoder_folder=adapters.encoder_subfolder,
         local_files_only=local_only,
     )
-
-
-def encoder_fingerprint(encoder) -> str:
-    """Identifies an image encoder across processes, devices and dtypes (16 hex digits).
-
-    Hashes the architecture config and the patch-embedding weights rounded to float16, so the
-    same checkpoint gives the same id on CPU float32 and GPU float16, and a different
-    checkpoint (tiny vs ViT-H, or another seed) a different one.
-    """
-    import torch
-
-    config = encoder.config.to_dict()
-    for volatile in ("_name_or_path", "transformers_version", "dtype", "torch_dtype"):
-        config.pop(volatile, None)
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
-    weight = encoder.vision_model.embeddings.patch_embedding.weight.detach()
-    digest.update(weight.to("cpu", torch.float16).contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def _describe(loaded, kinds: tuple[str, ...], face: bool, source: str) -> AdapterSet:
