@@ -158,3 +158,18 @@ def test_sources_are_exported_and_erased_with_the_image(studio, tmp_path):
     assert not manifest["missing"]
     studio.images.delete(user_id, image.id)
     assert not folder.exists()
+
+
+@pytest.mark.parametrize("model", ["tiny-qwen-image-edit", "tiny-flux2-klein"])
+def test_instruction_edit_with_references_regenerates(family_studio, model):
+    studio = family_studio(model)
+    source, reference = source_png(), encode(Image.new("RGB", (64, 64), "green"))
+    request = EditRequest("make it red", source=source, references=(reference,), seed=4, steps=2)
+    image = studio.edit(request).images[0]
+    assert (image.width, image.height) == (64, 64)
+    params = read_params(image.path)
+    assert len(params["edit"]["references_sha256"]) == 1 and not params["edit"]["mask_sha256"]
+    with pytest.raises(ValidationError, match=r"^references: "):
+        request_from_params(params, {"source": source})
+    again = studio.edit(request_from_params(params, {"source": source, "references": [reference]}))
+    assert np.array_equal(pixels(image.path), pixels(again.images[0].path))

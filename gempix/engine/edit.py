@@ -45,6 +45,14 @@ def inpainter(loaded: LoadedModel):
     return inpaint_pipeline(loaded)
 
 
+def instructed(loaded: LoadedModel):
+    """The pipeline that edits by instruction: the family's edit pipeline, or (FLUX.2
+    [klein]) its text-to-image one, which reads the source among its ``image=[...]``."""
+    if "edit" in family(loaded.preset.family).PIPELINES:
+        return task_pipeline(loaded, "edit")
+    return loaded.pipe
+
+
 @dataclasses.dataclass(frozen=True)
 class EditJob:
     """An edit resolved against one model: its plan (at the model's size), the canvas the
@@ -147,7 +155,7 @@ def run_edit(
         mask = job.mask.resize(size, Image.Resampling.BILINEAR)
         kwargs.update(image=source, mask_image=mask, strength=resolved.strength)
     with loaded.lock, torch.inference_mode():
-        pipe = inpainter(loaded) if job.mask is not None else task_pipeline(loaded, "edit")
+        pipe = inpainter(loaded) if job.mask is not None else instructed(loaded)
         kwargs.update(pipeline_kwargs(loaded, conditioning, resolved.guidance))
         announce_compile(loaded, resolved, progress)
         pictures = call_pipeline(pipe, kwargs)
