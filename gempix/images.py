@@ -29,6 +29,16 @@ def load_image(
     max_pixels: int = MAX_IMAGE_PIXELS,
 ) -> Image.Image:
     """Open, check and normalise an image; raise ``ValidationError`` naming ``field``."""
+    return to_rgb(open_image(source, field, max_bytes, max_pixels))
+
+
+def open_image(
+    source: ImageSource,
+    field: str = "image",
+    max_bytes: int = MAX_IMAGE_BYTES,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+) -> Image.Image:
+    """Open and check an image, EXIF-upright, in its own mode (a mask keeps its alpha)."""
     if isinstance(source, Image.Image):
         image = source
     else:
@@ -53,7 +63,21 @@ def load_image(
         image.load()
     except (OSError, SyntaxError, ValueError):
         raise ValidationError(f"{field}: the image file is truncated or corrupt.") from None
-    return to_rgb(ImageOps.exif_transpose(image))
+    return ImageOps.exif_transpose(image)
+
+
+def load_mask(source: ImageSource, field: str = "mask") -> Image.Image:
+    """A mask as 8-bit greyscale, white where the image may change.
+
+    A picture with transparency (a brush layer drawn over nothing, as the web app's editor
+    sends it) is read by its alpha: painted means change. Anything else by its brightness.
+    """
+    image = open_image(source, field)
+    if "A" in image.getbands() or image.mode == "P" and "transparency" in image.info:
+        alpha = image.convert("RGBA").getchannel("A")
+        if alpha.getextrema()[0] < 255:
+            return alpha
+    return to_rgb(image).convert("L")
 
 
 def pixel_digest(image: Image.Image) -> str:

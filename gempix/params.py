@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Gt, Le
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -145,7 +145,7 @@ class GenerationRequest(BaseModel):
         try:
             super().__init__(**fields)
         except PydanticError as error:
-            raise ValidationError(describe(error.errors())) from None
+            raise ValidationError(describe(error.errors(), type(self))) from None
 
     @model_validator(mode="before")
     @classmethod
@@ -196,6 +196,74 @@ _WHOLE = {
 }
 
 
+MAX_EDIT_REFERENCES = 3  # extra pictures an edit model reads beside the source
+MAX_EXTEND = 1024  # outpainting: pixels added on one side at most
+SIDES = ("left", "top", "right", "bottom")
+EDIT_IMAGE_FIELDS = ("source", "mask", "references")  # kept by SHA-256 in the metadata
+
+
+class EditRequest(GenerationRequest):
+    """An edit of one picture: by instruction (the prompt), inside a mask (inpaint), or onto a
+    larger canvas (outpaint); everything else as for a generation.
+
+    The result has the source's shape (or the outpainted canvas'), so size, aspect and
+    resolution are not asked; the source is an image (path, bytes, PIL) or ``source_id``, one
+    of the user's own generations. Pixels outside the mask (and the whole original area of an
+    outpaint) are the source's own (``editing.py``).
+    """
+
+    prompt: str = Field(
+        min_length=1,
+        max_length=MAX_PROMPT_CHARS,
+        description='The instruction ("make the jacket red"), or what to draw in the mask.',
+    )
+    source: Any = Field(None, description="The image to edit.")
+    source_id: str | None = Field(
+        None, min_length=1, max_length=64, description="Or the id of one of your generations."
+    )
+    mask: Any = Field(
+        None, description="Inpaint: white (or painted, on transparency) where it may change."
+    )
+    outpaint: Literal[tuple(ASPECTS)] | None = Field(  # type: ignore[valid-type]
+        None, description="Outpaint: widen or heighten the canvas to this aspect ratio."
+    )
+    outpaint_pixels: tuple[Annotated[int, Field(ge=0, le=MAX_EXTEND)], ...] = Field(
+        (),
+        max_length=4,
+        description=f"Or add pixels per side: left, top, right, bottom (0-{MAX_EXTEND} each).",
+    )
+    strength: float = Field(
+        1.0, gt=0.0, le=1.0, description="How much the masked area may change (1: redraw it)."
+    )
+    references: tuple[Any, ...] = Field(
+        (),
+        max_length=MAX_EDIT_REFERENCES,
+        description=f"Up to {MAX_EDIT_REFERENCES} more pictures to combine (model permitting).",
+    )
+
+    @model_validator(mode="after")
+    def _an_edit(self) -> EditRequest:
+        """One source; the source decides the size; one way to outpaint."""
+        if (self.source is None) == (self.source_id is None):
+            raise ValueError("source: give one source image (or source_id), not both or none.")
+        for name in ("width", "height", "aspect", "init_image"):
+            if getattr(self, name) is not None:
+                raise ValueError(
+                    f"{name}: an edit keeps the source's shape; use outpaint to change it."
+                )
+        if self.resolution != "native":
+            raise ValueError("resolution: an edit is made at the source's size; upscale after.")
+        if self.outpaint_pixels and len(self.outpaint_pixels) != 4:
+            raise ValueError("outpaint_pixels: give four numbers, left, top, right, bottom.")
+        if self.outpaint and self.outpaint_pixels:
+            raise ValueError("outpaint: give an aspect ratio or pixels per side, not both.")
+        return self
+
+    @property
+    def extends(self) -> bool:
+        return bool(self.outpaint or any(self.outpaint_pixels))
+
+
 def field_range(name: str) -> tuple[float, float]:
     """The (low, high) a numeric field allows, as the model declares it."""
     low = high = None
@@ -208,8 +276,9 @@ def field_range(name: str) -> tuple[float, float]:
 
 
 def field_choices(name: str) -> tuple[str, ...]:
-    """The values a choice field allows (aspect, resolution, upscaler)."""
-    annotation = GenerationRequest.model_fields[name].annotation
+    """The values a choice field allows (aspect, resolution, upscaler, outpaint)."""
+    model = GenerationRequest if name in GenerationRequest.model_fields else EditRequest
+    annotation = model.model_fields[name].annotation
     for option in (annotation, *getattr(annotation, "__args__", ())):
         if getattr(option, "__origin__", None) is Literal:
             return option.__args__
@@ -242,7 +311,7 @@ def _range_message(field: str, item: dict[str, Any]) -> str:
     return f"{field}: {value} is above the maximum, {high}."
 
 
-def _one(item: dict[str, Any]) -> str:
+def _one(item: dict[str, Any], model: type[BaseModel]) -> str:
     field = ".".join(str(part) for part in item.get("loc", ())) or "request"
     kind, value = item.get("type", ""), item.get("input")
     context = item.get("ctx") or {}
@@ -252,7 +321,7 @@ def _one(item: dict[str, Any]) -> str:
         return f"{field}: required."
     if kind == "extra_forbidden":  # a name like the fields' is named; any other text is not
         shown = field if re.fullmatch(r"[a-z_]{1,30}", field) else "request: a field"
-        return f"{shown}: unknown field; allowed: {', '.join(GenerationRequest.model_fields)}."
+        return f"{shown}: unknown field; allowed: {', '.join(model.model_fields)}."
     if kind == "string_type":
         return f"{field}: expected text, got {type(value).__name__}."
     if kind == "string_too_short":
@@ -280,9 +349,9 @@ def _one(item: dict[str, Any]) -> str:
     return f"{field}: {item.get('msg', 'invalid value')}."
 
 
-def describe(errors: Sequence[dict[str, Any]]) -> str:
+def describe(errors: Sequence[dict[str, Any]], model: type[BaseModel] = GenerationRequest) -> str:
     """The errors pydantic found, in GemPix's words (at most three); every door shows this."""
-    parts = [_one(item) for item in errors[:3]]
+    parts = [_one(item, model) for item in errors[:3]]
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
     return " ".join(parts) + more
 
@@ -324,9 +393,17 @@ def request_from_params(
     Every field that changes pixels is in the metadata except the pictures a request brought
     (init image, style image, one-off references): those are kept as SHA-256 digests, so the
     caller passes the same files in ``images`` (``{"init_image": path, ...}``) and a missing or
-    different one is a ValidationError, never silently another image.
+    different one is a ValidationError, never silently another image. An edit's parameters
+    give an ``EditRequest`` (its source, mask and references the same way).
     """
     images = images or {}
+    if params.get("edit"):
+        return _edit_from_params(params, images)
+    return GenerationRequest(**_common_fields(params, images))
+
+
+def _common_fields(params: Mapping[str, Any], images: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields a generation and an edit share, from an image's parameters."""
     if not params.get("prompt"):
         raise ValidationError(
             "prompt: this image carries no prompt (written with GEMPIX_METADATA_PROMPT=false), "
@@ -358,4 +435,29 @@ def request_from_params(
         fields["style_strength"] = style["strength"]
     if character and character.get("id") is None:
         fields["references"] = _supplied("references", character["sha256"], images)
-    return GenerationRequest(**fields)
+    return fields
+
+
+def _edit_from_params(params: Mapping[str, Any], images: Mapping[str, Any]) -> EditRequest:
+    """An edit again: the same source (given, or still in the user's gallery by id), mask and
+    references, each checked against its recorded SHA-256."""
+    edit = params["edit"]
+    fields = _common_fields({**params, "img2img": False}, images)
+    for name in ("width", "height", "aspect", "resolution"):
+        fields.pop(name)
+    source = edit["source"]
+    if images.get("source") is None and source.get("generation_id"):
+        fields["source_id"] = source["generation_id"]
+    else:
+        fields["source"] = _supplied("source", source["sha256"], images)
+    if edit.get("mask_sha256"):
+        fields["mask"] = _supplied("mask", edit["mask_sha256"], images)
+    if edit.get("references_sha256") and not fields.get("references"):
+        fields["references"] = _supplied("references", edit["references_sha256"], images)
+    outpaint_pixels = edit.get("outpaint_pixels") or ()
+    fields.update(
+        strength=edit["strength"],
+        outpaint=edit.get("outpaint"),
+        outpaint_pixels=() if edit.get("outpaint") else tuple(outpaint_pixels),
+    )
+    return EditRequest(**fields)

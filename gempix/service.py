@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import __version__, references
+from . import __version__, editing, references
 from .analytics import Analytics, VisitorHasher, make_event
 from .budget import GenerationBudget
 from .catalogue import ModelInfo, catalogue
@@ -30,6 +30,7 @@ from .engine import workers, zerogpu
 from .engine.batching import run_batched
 from .engine.coalesce import Coalescer
 from .engine.detail import DetailJob
+from .engine.edit import plan_edit, run_edit
 from .engine.esrgan import download_default
 from .engine.generate import Progress, prompt_warnings
 from .engine.models import AutoPick, LoadedModel, ModelManager, auto_pick
@@ -44,7 +45,8 @@ from .filemodes import private_dir
 from .gallery import Images
 from .images import load_image
 from .keys import Keys
-from .params import GenerationRequest
+from .params import EditRequest, GenerationRequest
+from .pnginfo import ImageInfo, read_info
 from .privacy.files import ServedCopies
 from .privacy.identity import LOCAL_USER
 from .privacy.service import Privacy
@@ -163,6 +165,8 @@ class _Job:
     warnings: list[str]
     refs: references.Resolved
     started: float
+    sources: list[Source]  # the pictures it was made from: its content credentials' ingredients
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # e.g. an edit's own
 
 
 class Studio:
@@ -352,6 +356,52 @@ class Studio:
         removed again, so a generation racing an erasure re-creates nothing.
         ``on_preview(step, total, image)`` gets a small PIL preview after every denoising step.
         """
+        return self._attempt(
+            request,
+            user_id,
+            front_door,
+            admitted,
+            progress,
+            lambda started, watched: self.render(
+                request, user_id=user_id, progress=watched, started=started, on_preview=on_preview
+            ),
+        )
+
+    def edit(
+        self,
+        request: EditRequest,
+        *,
+        user_id: str = LOCAL_USER,
+        front_door: str = "cli",
+        progress: Progress | None = None,
+        on_preview: OnPreview | None = None,
+        admitted: bool = False,
+    ) -> GenerationResult:
+        """Edit a picture (by instruction, inpaint or outpaint; ``editing.py``): admitted,
+        saved, signed, recorded and counted like ``generate``. Each result keeps its source,
+        mask and references beside it (registered as its copies: its deletion deletes them),
+        names them in its parameters (``edit``) and lists them as the ingredients of its
+        content credentials (the source as its parent)."""
+        if not isinstance(request, EditRequest):
+            raise ValidationError("request: expected an EditRequest.")
+        return self._attempt(
+            request,
+            user_id,
+            front_door,
+            admitted,
+            progress,
+            lambda started, watched: self._edit(request, user_id, watched, on_preview, started),
+        )
+
+    def image_info(self, source: Any) -> ImageInfo:
+        """The generation parameters a picture carries (GemPix, A1111/Forge/Fooocus,
+        ComfyUI; ``pnginfo.py``), in the request model's names."""
+        return read_info(source)
+
+    def _attempt(self, request, user_id, front_door, admitted, progress, work) -> GenerationResult:
+        """Admit (only re-check the user when the caller ``admitted`` already), run
+        ``work(started, progress)`` with a progress an erasure stops, commit the records; one
+        usage event either way."""
         started = time.perf_counter()
         if admitted:
             self.privacy.admit(user_id)
@@ -359,14 +409,54 @@ class Studio:
             self.admit(request, user_id)
         progress = self.privacy.watch(user_id, progress)  # an erasure stops it at its next step
         try:
-            result = self.render(
-                request, user_id=user_id, progress=progress, started=started, on_preview=on_preview
-            )
+            result = work(started, progress)
             self.record(result, user_id=user_id, front_door=front_door)
         except GemPixError as error:
             self.record_usage(request, user_id, front_door, started, error=type(error).__name__)
             raise
         self.record_usage(request, user_id, front_door, started, result)
+        return result
+
+    def _edit(self, request, user_id, progress, on_preview, started) -> GenerationResult:
+        """Read the pictures, plan against the model, draw, save the results and sources."""
+        loaded = self.model()
+        source = request.source
+        if request.source_id is not None:
+            source = self.images.get(user_id, request.source_id)["file_path"]
+        inputs = editing.read_inputs(request, source)
+        styled = styled_request(request, loaded.preset)
+        job = plan_edit(styled, loaded.preset, inputs.canvas, inputs.mask, inputs.references)
+        warnings = prompt_warnings(loaded, job.plan)
+        store = self.store if request.character else None
+        # The edit's own references go to the model with the source (engine/edit.run_edit).
+        asked = request.model_copy(update={"references": ()})
+        refs = references.resolve(store, loaded, asked, user_id, self.settings.hub_timeout)
+        with self.gpu_line.exclusive():
+            pictures = run_edit(loaded, job, progress, refs.conditioning, on_preview)
+        extra = {
+            "edit": inputs.params(request),
+            "width": inputs.canvas.width,
+            "height": inputs.canvas.height,
+            "strength": request.strength,
+        }
+        result = self._save(
+            _Job(
+                loaded,
+                styled,
+                job.plan,
+                warnings,
+                refs,
+                started,
+                inputs.sources(source, request.style_image),
+                extra,
+            ),
+            pictures,
+            user_id,
+        )
+        for image in result.images:
+            folder = self.settings.images_dir / user_id / editing.SOURCES_FOLDER / image.id
+            for path in editing.save_sources(folder, inputs):
+                self.served.add(user_id, [image.id], path)
         return result
 
     def admit(self, request: Any, user_id: str) -> None:
@@ -471,7 +561,7 @@ class Studio:
             )
         store = self.store if request.character else None
         refs = references.resolve(store, loaded, request, user_id, self.settings.hub_timeout)
-        return _Job(loaded, styled, resolved, warnings, refs, started)
+        return _Job(loaded, styled, resolved, warnings, refs, started, request_sources(styled))
 
     def _save(self, job: _Job, pictures: list, user_id: str) -> GenerationResult:
         """Save the pictures of ``job`` as PNGs carrying their parameters, watermarked and
@@ -482,6 +572,7 @@ class Studio:
             image_id = uuid.uuid4().hex
             params = image_params(loaded, styled, resolved, index)
             params.update(refs.params())
+            params.update(job.extra)
             if refs.character is not None:
                 score = references.consistency_score(
                     loaded, picture, refs.character, self.settings.hub_timeout
@@ -490,7 +581,7 @@ class Studio:
             done = picture.info.get(UPSCALE_INFO)
             if done:
                 params.update(upscaler=done["backend"], upscale=done)
-            facts = facts or self.provenance.facts(user_id, params, request_sources(styled))
+            facts = facts or self.provenance.facts(user_id, params, job.sources)
             path = self.provenance.save(
                 picture, self.settings.images_dir / user_id / f"{image_id}.png", params, facts
             )
@@ -515,6 +606,10 @@ class Studio:
         except GemPixError:
             for image in result.images:
                 image.path.unlink(missing_ok=True)
+            self.served.remove(user_id, [image.id for image in result.images])  # edit sources
+            for folder in (self.settings.images_dir / user_id / editing.SOURCES_FOLDER,):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
             with contextlib.suppress(OSError):  # the folder of a user erased meanwhile
                 (self.settings.images_dir / user_id).rmdir()
             self.privacy.still_active(user_id)  # erased meanwhile: 409, as documented
@@ -575,6 +670,7 @@ def generation_record(
         "params": params,
         "styles": params["styles"],
         "character_id": (params.get("character") or {}).get("id"),
+        "source_id": ((params.get("edit") or {}).get("source") or {}).get("generation_id"),
         "consistency": params.get("consistency"),
         "file_path": str(image.path),
         "status": "ok",

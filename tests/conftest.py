@@ -120,6 +120,23 @@ def family_models(tmp_path_factory, family_folders):
     return get
 
 
+@pytest.fixture
+def family_studio(tmp_path, family_folders, family_models):
+    """``family_studio(model)``: a studio on this test's data dir sharing the loaded model."""
+    from gempix.service import Studio
+
+    opened = []
+
+    def open_(model: str) -> Studio:
+        settings = family_settings(tmp_path / "data", family_folders, model)
+        opened.append(Studio(settings, models=family_models(model)))
+        return opened[-1]
+
+    yield open_
+    for studio in opened:
+        studio.close()
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory, tiny_folder):
     """The tiny model loaded once for the whole session: every studio of the fixtures below

@@ -135,6 +135,8 @@ def made(api, people):
 MATRIX = [
     ("GET", "/health", {}, 200, 200),
     ("POST", "/generate", {"json": {"prompt": SENTINEL, "aspect": "5:4"}}, 400, 400),
+    ("POST", "/edit", {"json": {"prompt": SENTINEL}}, 400, 400),
+    ("POST", "/info", {"json": {"image": "!"}}, 400, 400),
     ("GET", "/images", {}, 200, 200),
     ("GET", f"/images/{MISSING}", {}, 404, 404),
     ("DELETE", f"/images/{MISSING}", {}, 404, 404),
@@ -552,3 +554,63 @@ def test_every_request_leaves_one_row_with_the_route_template_and_no_body(api, p
     assert SENTINEL not in everything
     assert image_id not in everything
     assert user.key not in everything
+
+
+# -- edit and PNG info --------------------------------------------------------------------------
+
+
+def test_edit_inpaints_inside_the_mask_only(api, people):
+    from test_edit import mask_png, pixels, source_png
+
+    source, mask = source_png(), mask_png()
+    body = {
+        "prompt": "a red door",
+        "seed": 4,
+        "source": base64.b64encode(source).decode(),
+        "mask": base64.b64encode(mask).decode(),
+    }
+    response = api.request("POST", "/edit", people["user"], json=body)
+    assert response.status_code == 200, response.text
+    made = response.json()["images"][0]
+    assert made["params"]["edit"]["mask_sha256"]
+    png = api.request("GET", f"/images/{made['id']}", people["user"]).content
+    inside = pixels(mask)[..., 0] > 0
+    assert abs(pixels(png) - pixels(source))[~inside].max() <= 2
+    again = api.request(
+        "POST",
+        "/edit",
+        people["user"],
+        json={**body, "source": None, "source_id": made["id"], "outpaint": "16:9"},
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["images"][0]["params"]["edit"]["source"]["generation_id"] == made["id"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"mask": png_base64(size=(32, 32))}, "mask: 32x32 does not match the source's 64x64"),
+        ({"mask": png_base64((0, 0, 0), size=(64, 64))}, "mask: the mask is empty"),
+        ({"source": base64.b64encode(b"not an image").decode()}, "source: not a readable"),
+        ({"references": [png_base64()] * 4}, "references: 4 given; at most 3"),
+        ({}, "model: tiny cannot edit by instruction"),
+    ],
+)
+def test_bad_edits_are_400_naming_the_field(api, extra, message):
+    caller = new_caller(api.studio)
+    body = {"prompt": "x", "source": png_base64(size=(64, 64)), **extra}
+    response = api.request("POST", "/edit", caller, json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"].startswith(message)
+    assert api.studio.store.count_generations(caller.user_id) == 0
+
+
+def test_info_reads_parameters(api, people):
+    from test_pnginfo import A1111, png
+
+    body = {"image": base64.b64encode(png(parameters=A1111)).decode()}
+    found = api.request("POST", "/info", people["user"], json=body).json()
+    assert found["kind"] == "a1111" and found["fields"]["seed"] == 1234
+    body = {"image": png_base64()}
+    nothing = api.request("POST", "/info", people["user"], json=body).json()
+    assert nothing["kind"] is None and nothing["message"].startswith("image: no generation")

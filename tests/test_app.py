@@ -444,3 +444,51 @@ def test_a_saved_characters_own_strength_is_used_by_the_web_app(client, served, 
 
     assert strength_used() == 1.3  # the control left empty: the character's own
     assert strength_used(character_strength=0.4) == 0.4  # a strength given wins
+
+
+# -- edit ---------------------------------------------------------------------------------------
+
+
+def edit(client, key: str, source, prompt: str = "a door", **changes):
+    values = dict(
+        editor={"background": handle_file(str(source)), "layers": [], "composite": None},
+        mask=None,
+        references=None,
+        outpaint="",
+        negative_prompt="",
+        seed=3,
+        random_seed=False,
+        steps=2,
+        num_images=1,
+        strength=1.0,
+    )
+    values.update(changes)
+    return client.predict(user_key=key, prompt=prompt, **values, api_name="/edit")
+
+
+def test_edit_inpaints_with_a_mask_file_and_outpaints(client, tmp_path):
+    from test_edit import mask_png, pixels, source_png
+
+    key = confirmed_user(client)
+    (tmp_path / "src.png").write_bytes(source_png())
+    (tmp_path / "mask.png").write_bytes(mask_png())
+    gallery, selected, details, png, jpeg = edit(
+        client, key, tmp_path / "src.png", mask=handle_file(str(tmp_path / "mask.png"))
+    )
+    inside = pixels(mask_png())[..., 0] > 0
+    assert abs(pixels(png) - pixels(source_png()))[~inside].max() <= 2
+    gallery, *_ = edit(client, key, tmp_path / "src.png", outpaint="16:9")
+    assert "114×64" in gallery[0]["caption"]
+    assert len(client.predict(key, 1, api_name="/list_images")) == 2
+
+
+def test_a_bad_edit_names_the_field_and_stores_nothing(client, tmp_path):
+    key = confirmed_user(client)
+    Image.new("RGB", (64, 64), "white").save(tmp_path / "src.png")
+    Image.new("L", (32, 32), 255).save(tmp_path / "small.png")
+    small = handle_file(str(tmp_path / "small.png"))
+    message = failure(lambda: edit(client, key, tmp_path / "src.png", mask=small))
+    assert "mask: 32x32 does not match the source's 64x64" in message
+    message = failure(lambda: edit(client, key, tmp_path / "src.png"))
+    assert "model: tiny cannot edit by instruction" in message
+    assert client.predict(key, 1, api_name="/list_images") == []

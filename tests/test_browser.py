@@ -380,3 +380,48 @@ def _usage(store, visitors: dict[str, int]) -> None:
                 )
             )
     store.flush()
+
+
+def test_edit_paint_a_mask_then_send_the_result_back(new_page, served, tmp_path):
+    """Create → Send to Edit → paint a mask → Edit; the result → Send to Edit → a mask file →
+    Ctrl+Enter. Each edit names its source; the painted one changed only where painted."""
+    from test_edit import mask_png
+
+    page = new_page()
+    confirm_age(page)
+    made = generate(page, "a house")
+    page.locator("#send-to-edit").click()
+    editor = page.locator("#edit-source")
+    expect()(editor.locator("canvas").first).to_be_visible()
+    editor.get_by_role("button", name="Brush", exact=True).dispatch_event("click")
+    box = editor.locator("canvas").first.bounding_box(timeout=90_000)
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x - 40, y)
+    page.mouse.down()
+    page.mouse.move(x + 40, y, steps=8)
+    page.mouse.up()
+    page.locator("#edit-prompt textarea").fill("a red door")
+    selected = page.locator("#edit-selected input, #edit-selected textarea").first
+    page.get_by_role("button", name="Edit", exact=True).click()
+    expect()(selected).not_to_have_value("")
+    expect()(page.locator("#edit-results img").first).to_be_visible()
+    first = selected.input_value()
+    shot(page, "edit")
+    edit = lookup(served, first)["edit"]
+    assert edit["source"]["generation_id"] == made and edit["mask_sha256"]
+    page.locator("#edit-send-to-edit").click()
+    (tmp_path / "mask.png").write_bytes(mask_png())
+    page.locator("#edit-mask-file input[type=file]").set_input_files(str(tmp_path / "mask.png"))
+    page.locator("#edit-prompt textarea").focus()
+    page.keyboard.press("Control+Enter")
+    expect()(selected).not_to_have_value(first)
+    second = lookup(served, selected.input_value())["edit"]
+    assert second["source"]["generation_id"] == first
+
+
+def lookup(served, image_id: str) -> dict:
+    """The parameters of an image, whoever made it (the test knows only its id)."""
+    from gempix.metadata import read_params
+
+    (path,) = served.studio.settings.images_dir.glob(f"*/{image_id}.png")
+    return read_params(path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
@@ -168,3 +170,67 @@ def test_generate_acts_for_the_account_of_a_user_key(cli, settings, tmp_path):
         (row,) = studio.images.rows(user_id, limit=10)
         assert row["seed"] == 3 and row["front_door"] == "cli" and out.startswith(row["file_path"])
         assert studio.images.rows(LOCAL_USER, limit=10) == []
+
+
+# -- edit and info ----------------------------------------------------------------------------
+
+
+def test_edit_inpaints_and_outpaints(cli, tmp_path, data_dir):
+    from test_edit import mask_png, pixels, source_png
+
+    (tmp_path / "src.png").write_bytes(source_png())
+    (tmp_path / "mask.png").write_bytes(mask_png())
+    args = ("-m", "tiny", "--data-dir", data_dir, "--seed", "2")
+    code, out, err = cli(
+        "edit", tmp_path / "src.png", "a door", "--mask", tmp_path / "mask.png", *args
+    )
+    assert code == 0, err
+    path, seed, size = out.strip().split("  ")
+    inside = pixels(mask_png())[..., 0] > 0
+    assert abs(pixels(path) - pixels(source_png()))[~inside].max() <= 2
+    image_id = Path(path).stem
+    code, out, err = cli("edit", image_id, "sky", "--outpaint", "16:9", *args)
+    assert code == 0, err
+    assert out.strip().endswith("114x64")
+    assert read_params(out.split("  ")[0])["edit"]["source"]["generation_id"] == image_id
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--mask", "small.png"), "Error: mask: 32x32 does not match the source's 64x64"),
+        ((), "Error: model: tiny cannot edit by instruction"),
+        (
+            (
+                "--ref",
+                "src.png",
+            )
+            * 4,
+            "Error: references: 4 given; at most 3",
+        ),
+        (("--extend", "1,2"), "extend: '1,2' is not LEFT,TOP,RIGHT,BOTTOM"),
+    ],
+)
+def test_bad_edits_exit_2_naming_the_field(cli, tmp_path, data_dir, extra, message, monkeypatch):
+    from test_edit import source_png
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "src.png").write_bytes(source_png())
+    Image.new("L", (32, 32), 255).save(tmp_path / "small.png")
+    code, out, err = cli("edit", "src.png", "x", "-m", "tiny", "--data-dir", data_dir, *extra)
+    assert code == 2 and message in err, err
+    assert not (tmp_path / "data" / "images").exists()
+
+
+def test_info_prints_parameters(cli, tmp_path):
+    from test_pnginfo import A1111, png
+
+    (tmp_path / "a.png").write_bytes(png(parameters=A1111))
+    code, out, _ = cli("info", tmp_path / "a.png")
+    assert code == 0 and "seed: 1234" in out and "model: dreamshaper_8" in out
+    (tmp_path / "b.png").write_bytes(png(comment="hi"))
+    code, out, _ = cli("info", tmp_path / "b.png")
+    assert code == 0 and out.startswith("image: no generation parameters found")
+    (tmp_path / "c.png").write_bytes(b"nope")
+    code, _, err = cli("info", tmp_path / "c.png")
+    assert code == 2 and "image: not a readable image" in err

@@ -21,7 +21,7 @@ from gempix.api import API_PREFIX, ApiConfig, create_app
 from gempix.batch import run_batch
 from gempix.errors import ProvenanceError
 from gempix.metadata import AI_SOURCE_TYPE
-from gempix.params import GenerationRequest
+from gempix.params import EditRequest, GenerationRequest
 from gempix.provenance import media_type
 from gempix.provenance.samples import photograph
 from gempix.server import start_server
@@ -152,21 +152,22 @@ def test_image_to_image_lists_its_init_image_and_style_reference(studio, made):
     assert actions(parent_of(store, manifest)) == ["c2pa.created"]  # the init image's chain
 
 
-def test_ingredients_with_relationships_for_edits(studio, made, tmp_path):
-    """What an edit (issue 19) passes: its source, a mask and a reference, by relationship."""
-    from gempix.content_credentials import Source
-
-    sources = [
-        Source(made.path, "source"),
-        Source(Image.new("L", (64, 64), 255), "mask", "inputTo"),
-        Source(photograph(2, 64), "reference 1", "inputTo"),
-    ]
-    facts = studio.provenance.facts("local", made.params, sources)
-    path = studio.provenance.save(photograph(1, 64), tmp_path / "edit.png", made.params, facts)
-    store, manifest = manifest_of(path.read_bytes())
+def test_an_edit_lists_its_source_as_parent_and_its_mask_and_style_as_inputs(studio, made):
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    request = EditRequest(
+        "a red door", source_id=made.id, mask=mask, style_image=photograph(2, 64), seed=3, steps=2
+    )
+    image = studio.edit(request).images[0]
+    store, manifest = manifest_of(image.path.read_bytes())
     listed = [(item["title"], item["relationship"]) for item in manifest["ingredients"]]
-    assert listed == [("source", "parentOf"), ("mask", "inputTo"), ("reference 1", "inputTo")]
+    assert listed == [
+        ("source image", "parentOf"),
+        ("mask", "inputTo"),
+        ("style reference", "inputTo"),
+    ]
     assert actions(manifest) == ["c2pa.opened", "c2pa.edited"]
+    assert actions(parent_of(store, manifest)) == ["c2pa.created"]  # the source's own chain
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "webp"])

@@ -10,7 +10,6 @@ import json
 
 import numpy as np
 import pytest
-from conftest import family_settings
 from PIL import Image
 from transformers import CLIPVisionModelWithProjection
 
@@ -23,24 +22,8 @@ from gempix.engine.presets import PRESETS, can_edit, takes_references
 from gempix.errors import ModelUnavailableError, ValidationError
 from gempix.params import GenerationRequest
 from gempix.privacy.identity import LOCAL_USER
-from gempix.service import Studio
 
 TINY = ("tiny-flux2-klein", "tiny-z-image", "tiny-qwen-image-edit")
-
-
-@pytest.fixture
-def family_studio(tmp_path, family_folders, family_models):
-    """``family_studio(model)``: a studio on this test's data dir sharing the loaded model."""
-    opened = []
-
-    def open_(model: str) -> Studio:
-        settings = family_settings(tmp_path / "data", family_folders, model)
-        opened.append(Studio(settings, models=family_models(model)))
-        return opened[-1]
-
-    yield open_
-    for studio in opened:
-        studio.close()
 
 
 def pixels(path) -> np.ndarray:

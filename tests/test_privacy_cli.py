@@ -10,6 +10,7 @@ import pytest
 
 from gempix.privacy import UNKNOWN_KEY, open_user
 from gempix.privacy.identity import new_user_key
+from gempix.privacy.policy import load_policy
 from gempix.service import Studio
 from gempix.settings import Settings
 
@@ -188,4 +189,6 @@ def test_bad_input_exits_2_without_a_traceback(cli, data, key, args, message):
 def test_policy_prints_version_date_and_text(cli):
     code, out, _ = cli("policy")
     assert code == 0
-    assert out.startswith("Version 1.0 · Last updated 2026-11-29\n\n# GemPix privacy policy")
+    policy = load_policy()
+    updated = policy.last_updated.isoformat()
+    assert out.startswith(f"Version {policy.version} · Last updated {updated}\n\n# GemPix")

@@ -212,7 +212,10 @@ def test_the_schema_and_readme_describe_exactly_the_stored_columns(studio):
     columns: dict[str, set[str]] = {}
     for table, column in pairs:
         columns.setdefault(table, set()).add(column)
-    added = {"generations": {"image"}, "characters": {"reference_files", "embeddings_file"}}
+    added = {
+        "generations": {"image", "sources"},
+        "characters": {"reference_files", "embeddings_file"},
+    }
     dropped = {"characters": {"embeddings"}}
     schema = export_schema()["$defs"]
     assert set(data_files().values()) == {t for t, p in PER_USER_TABLES.items() if p.export} | {

@@ -14,7 +14,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..catalogue import ModelInfo
-from ..params import MAX_CHARACTER_CHARS, MAX_REFERENCES, GenerationRequest, field_range
+from ..params import (
+    MAX_CHARACTER_CHARS,
+    MAX_EDIT_REFERENCES,
+    MAX_REFERENCES,
+    EditRequest,
+    GenerationRequest,
+    field_range,
+)
 
 BASE64 = "base64 (PNG, JPEG, WebP; a data: URL is accepted too)"
 STRENGTH = field_range("character_strength")
@@ -37,6 +44,43 @@ class GenerateBody(GenerationRequest):
         description=f"Or a one-off character: 1 to {MAX_REFERENCES} reference images, "
         f"{BASE64}; not saved.",
     )
+
+
+class EditBody(EditRequest):
+    """Everything ``gempix edit`` can ask for: a source (or ``source_id``), an instruction in
+    ``prompt``, a mask to inpaint, an outpaint; left out means the model's default."""
+
+    source: str | None = Field(None, description=f"The image to edit, {BASE64}.")
+    mask: str | None = Field(
+        None,
+        description=f"Inpaint: {BASE64}, the source's size; white (or painted on "
+        "transparency) where it may change.",
+    )
+    style_image: str | None = Field(
+        None, description=f"A style reference image, {BASE64}: its look, not its content."
+    )
+    references: tuple[str, ...] = Field(
+        (),
+        max_length=MAX_EDIT_REFERENCES,
+        description=f"Up to {MAX_EDIT_REFERENCES} more pictures to combine, {BASE64}.",
+    )
+
+
+class InfoBody(Body):
+    image: str = Field(description=f"A PNG or JPEG, {BASE64}.")
+
+
+class InfoOut(BaseModel):
+    ok: Literal[True] = True
+    kind: Literal["gempix", "a1111", "fooocus", "comfyui"] | None = Field(
+        description="Who wrote the parameters; null when none were found."
+    )
+    message: str
+    model: str | None
+    fields: dict[str, Any] = Field(
+        description="In the generate body's names (prompt, seed, steps, guidance, width...)."
+    )
+    raw: Any = Field(description="What the image carries, as found.")
 
 
 class ImageOut(BaseModel):

@@ -122,4 +122,16 @@ def main(argv: list[str] | None = None) -> None:
 
 
 # Each module registers its commands on ``cli`` (they import it from here).
-from . import analytics, batch, characters, generate, keys, models, privacy, serve, styles, verify  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    analytics,
+    batch,
+    characters,
+    edit,
+    generate,
+    keys,
+    models,
+    privacy,
+    serve,
+    styles,
+    verify,
+)

@@ -48,7 +48,7 @@ def option_name(field: str) -> str:
     return OPTION_NAMES.get(field, "--" + field.replace("_", "-"))
 
 
-def _option(name: str, field):
+def field_option(name: str, field):
     """The click option of one request field: its type, help and shown default."""
     annotation, default = field.annotation, field.default
     kinds = {annotation, *getattr(annotation, "__args__", ())}
@@ -59,7 +59,7 @@ def _option(name: str, field):
         settings["is_flag"] = True
     elif getattr(annotation, "__origin__", None) is tuple:
         settings.update(multiple=True, type=click.Path() if name == "references" else str)
-    elif name.endswith("image"):
+    elif name.endswith("image") or name in ("mask", "source"):
         settings["type"] = click.Path()
     else:
         settings["type"] = int if int in kinds else float if float in kinds else str
@@ -72,7 +72,7 @@ def request_options(command):
     """One option per field of ``GenerationRequest`` (the prompt is PROMPT; width and height
     are ``--size``), in the model's order."""
     options = [
-        _option(name, field)
+        field_option(name, field)
         for name, field in GenerationRequest.model_fields.items()
         if name not in ("prompt", "width", "height")
     ]

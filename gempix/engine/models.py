@@ -78,6 +78,7 @@ class LoadedModel:
     dtype: Any
     notice: str = ""  # e.g. the offline fallback banner; empty when all is as asked
     img2img: Any = None  # built on first use from the same modules (no second copy)
+    inpaint: Any = None  # the same, for masked edits (pipeline.inpaint_pipeline)
     views: dict = dataclasses.field(default_factory=dict)  # a family's other tasks (pipeline)
     adapters: Any = None  # adapters.AdapterSet once an IP-Adapter is loaded (then kept)
     memory_mode: str = "high"  # the concrete mode applied (memory.apply_mode)

@@ -1,4 +1,5 @@
-"""Every diffusion pipeline call: the one guarded call, and the image-to-image view.
+"""Every diffusion pipeline call: the one guarded call, and the image-to-image and inpaint
+views.
 
 ``call_pipeline`` is the only place a pipeline is called (text-to-image, image-to-image, the
 detail pass, batches, warm-up). With a float16 VAE it decodes the latents itself
@@ -151,6 +152,21 @@ def img2img_pipeline(loaded):
             loaded.img2img = AutoPipelineForImage2Image.from_pipe(loaded.pipe)
             loaded.img2img.set_progress_bar_config(disable=True)
     return loaded.img2img
+
+
+def inpaint_pipeline(loaded):
+    """The inpainting view of the loaded pipeline, built once and kept on ``loaded``.
+
+    Shares the loaded modules like ``img2img_pipeline``. A plain 4-channel UNet inpaints too:
+    diffusers' StableDiffusionInpaintPipeline then blends the source's noised latents back
+    outside the mask after every step (its ``num_channels_unet == 4`` branch).
+    """
+    if loaded.inpaint is None:
+        from diffusers import AutoPipelineForInpainting
+
+        loaded.inpaint = AutoPipelineForInpainting.from_pipe(loaded.pipe)
+        loaded.inpaint.set_progress_bar_config(disable=True)
+    return loaded.inpaint
 
 
 def task_pipeline(loaded, task: str):

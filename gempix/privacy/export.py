@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .. import __version__
+from ..editing import SOURCES_FOLDER
 from ..errors import UserLockedError
 from ..store.privacy_queries import iter_user_rows
 from ..store.registry import PER_USER_TABLES
@@ -175,7 +176,12 @@ class _Exporter:
             name = f"images/{row['id']}{source.suffix.lower()}" if source else None
             if source is not None:
                 self.images.append((source, name, row["id"]))
-            return {**row, "image": name}
+            sources = []
+            folder = self.studio.settings.images_dir / self.user_id / SOURCES_FOLDER / row["id"]
+            for picture in sorted(folder.glob("*.png")):  # an edit's pictures (editing.py)
+                sources.append(f"sources/{row['id']}/{picture.name}")
+                self.images.append((picture, sources[-1], row["id"]))
+            return {**row, "image": name, "sources": sources}
         if table == "characters":
             row = dict(row)
             blob = row.pop("embeddings", None)

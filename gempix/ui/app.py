@@ -3,8 +3,8 @@ core's, see docs/architecture.md).
 
 ``build_app(studio)`` is the contract: ``launch`` here and the FastAPI server (which mounts it
 next to the HTTP API) both call it, then pass ``launch_options()`` to ``launch`` or
-``gr.mount_gradio_app``. Tabs: Create, Gallery, Characters, Verify, Privacy, API and Analytics
-(admins only). Identity: ``identity.py``. Every copy it serves is registered with the core
+``gr.mount_gradio_app``. Tabs: Create, Edit, Gallery, Characters, Verify, Privacy, API and
+Analytics (admins only). Identity: ``identity.py``. Every copy it serves is registered with the core
 (``context.Ctx.served``), so every deletion, through any door, removes it.
 """
 
@@ -20,7 +20,7 @@ from gradio.utils import get_upload_folder
 from ..images import MAX_IMAGE_BYTES
 from ..service import Studio
 from ..settings import Settings
-from . import analytics, characters, create, history, keys, privacy, verify
+from . import analytics, characters, create, edit, history, keys, privacy, verify
 from .context import Ctx
 from .errors import guarded
 from .identity import STORAGE_KEY, Identity, browser_secret
@@ -40,8 +40,24 @@ CSS = """
   padding: 4px; }
 .details table { font-size: 0.85em; }
 .details td, .details th { padding: 2px 8px; }
-#selected input { font-family: var(--font-mono); font-size: 0.8em; }
+#selected input, #edit-selected input { font-family: var(--font-mono); font-size: 0.8em; }
 """
+
+
+# Ctrl/Cmd+Enter runs the visible tab's main action (Generate, Edit), as in other studios.
+SHORTCUTS = """<script>
+document.addEventListener("keydown", (event) => {
+  if (!(event.ctrlKey || event.metaKey) || event.key !== "Enter") return;
+  for (const id of ["generate-button", "edit-button"]) {
+    const button = document.getElementById(id);
+    if (button && button.offsetParent !== null) {
+      event.preventDefault();
+      button.click();
+      return;
+    }
+  }
+});
+</script>"""
 
 
 def banner_text(studio: Studio) -> str:
@@ -65,6 +81,7 @@ def launch_options() -> dict[str, Any]:
         "max_file_size": MAX_IMAGE_BYTES,
         "theme": THEME,
         "css": CSS,
+        "head": SHORTCUTS,
     }
 
 
@@ -96,6 +113,7 @@ def build_app(studio: Studio, *, on_space: bool = False, max_queue: int = MAX_QU
         gate = privacy.build_gate(ctx)
         with gr.Tabs() as ctx.tabs:
             create.build(ctx)
+            edit.build(ctx)
             gallery_tab = history.build(ctx)
             characters_tab = characters.build(ctx)
             verify.build(ctx)

@@ -134,6 +134,7 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
         [key, c["name"], c["references"], c["rights"]],
         [*outputs, c["name"], c["references"], c["rights"]],
         api_name="create_character",
+        show_progress_on=c["references"],  # an error badges this field, not every output
     )
 
     def _chosen(character_id: Any) -> str:
@@ -149,7 +150,11 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
         return library(ctx, user_id, character_id)
 
     c["rename"].click(
-        rename, [key, c["picked"], c["new_name"]], outputs, api_name="rename_character"
+        rename,
+        [key, c["picked"], c["new_name"]],
+        outputs,
+        api_name="rename_character",
+        show_progress_on=c["new_name"],
     )
 
     @guarded
@@ -170,6 +175,7 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
         [key, c["picked"], c["new_references"], c["new_rights"]],
         [*outputs, c["new_references"], c["new_rights"]],
         api_name="replace_references",
+        show_progress_on=c["new_references"],
     )
 
     @guarded
@@ -179,4 +185,10 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
         gr.Info("Character deleted.")
         return library(ctx, user_id)
 
-    c["delete"].click(delete, [key, c["picked"]], outputs, api_name="delete_character")
+    c["delete"].click(
+        delete,
+        [key, c["picked"]],
+        outputs,
+        api_name="delete_character",
+        show_progress_on=c["table"],
+    )

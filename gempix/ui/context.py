@@ -37,6 +37,7 @@ class Ctx:
     key: Any = None  # the gr.BrowserState holding the user key
     tabs: Any = None  # the gr.Tabs, so that "reuse parameters" can switch to Create
     create: dict[str, Any] = dataclasses.field(default_factory=dict)
+    edit: dict[str, Any] = dataclasses.field(default_factory=dict)
     refresh_characters: list[Any] = dataclasses.field(default_factory=list)
     _cancel: dict[str, threading.Event] = dataclasses.field(default_factory=dict)
     _cancel_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
@@ -77,6 +78,11 @@ class Ctx:
             with self._cancel_lock:
                 self._cancel[session] = flag
         return flag
+
+    def running(self, session: str | None) -> bool:
+        """Whether this browser session has a generation or edit running now."""
+        with self._cancel_lock:
+            return bool(session) and session in self._cancel
 
     def cancel(self, session: str | None) -> bool:
         with self._cancel_lock:

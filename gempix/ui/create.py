@@ -30,6 +30,7 @@ from ..params import (
 )
 from ..styles import MAX_STYLES, categories, load_presets
 from . import format as fmt
+from . import pnginfo
 from .context import STAGES, Ctx, session_of
 from .errors import Cancelled, guarded
 
@@ -116,6 +117,61 @@ def streamed(work: Callable[[], Any], previews: queue.SimpleQueue, outputs: int)
     return outcome["result"]
 
 
+RESULT_OUTPUTS = 7  # results, ids, selected, details, PNG, JPEG, last seed
+
+
+def stream_result(
+    ctx: Ctx,
+    user_id: str,
+    request: gr.Request | None,
+    progress: Any,
+    work: Callable[[Callable, Callable | None], Any],
+    outputs: int,
+):
+    """Run ``work(report, show)`` (a studio call taking progress and previews) for the page:
+    cancellable, with a progress bar and a live preview per step in the Results gallery; the
+    previews are registered as copies of the images made. Yields the preview updates and
+    returns the Results outputs (items, ids, selected id, details, PNG, JPEG, seed)."""
+    session = session_of(request)
+    flag = ctx.cancel_flag(session)
+    folder: list[Any] = []  # this call's preview files, made on the first preview
+
+    def report(done: int, total: int, stage: str) -> None:
+        if flag.is_set():
+            raise Cancelled
+        progress((done, total), desc=STAGES.get(stage, stage))
+
+    previews: queue.SimpleQueue = queue.SimpleQueue()
+
+    def show(step: int, total: int, image: Any) -> None:
+        folder[:] = folder or [ctx.download_dir()]
+        path = folder[0] / f"preview-{step}.jpg"
+        image.convert("RGB").save(path, quality=PREVIEW_QUALITY)
+        ctx.studio.served.add(user_id, ["preview"], path)
+        previews.put([(str(path), f"Preview: step {step} of {total}")])
+
+    def call():
+        return work(report, show if ctx.settings.previews else None)
+
+    progress(0, desc="Waiting for the model")
+    try:
+        result = yield from streamed(call, previews, outputs)
+    finally:
+        ctx.done(session, flag)
+    ids = [image.id for image in result.images]
+    for path in folder[0].iterdir() if folder else ():
+        ctx.studio.served.add(user_id, ids, path)  # deleting the images deletes these
+    for warning in result.warnings:
+        gr.Warning(warning)
+    first = result.images[0]
+    details, png, jpeg = selection(ctx, user_id, first.id)
+    items = [
+        (ctx.served(user_id, [image.id], image.path), fmt.caption(dataclasses.asdict(image)))
+        for image in result.images
+    ]
+    return items, ids, first.id, details, png, jpeg, first.seed
+
+
 def selection(ctx: Ctx, user_id: str, image_id: str | None) -> tuple[str, Any, Any]:
     """Details and the two download files of one of the user's images (or nothing chosen)."""
     if not image_id:
@@ -137,6 +193,28 @@ def result_items(ctx: Ctx, user_id: str, ids: list[str]) -> list[tuple[str, str]
     return items
 
 
+def results_panel(c: dict[str, Any], prefix: str = "") -> None:
+    """The Results gallery (a whole batch, uncropped), the selected id, its downloads and
+    "Send to Edit" / "Use as reference" (wired by ``ui/edit.py``), into ``c``."""
+    c["results"] = gr.Gallery(
+        label="Results",
+        format="png",
+        columns=2,
+        height="auto",
+        object_fit="contain",
+        buttons=["download", "fullscreen"],
+        elem_id=f"{prefix}results",
+    )
+    c["selected"] = gr.Textbox(
+        label="Selected image", interactive=False, max_lines=1, elem_id=f"{prefix}selected"
+    )
+    with gr.Row():
+        c["download_png"] = gr.DownloadButton("Download PNG", size="sm")
+        c["download_jpeg"] = gr.DownloadButton("Download JPEG", size="sm")
+        c["send_to_edit"] = gr.Button("Send to Edit", size="sm", elem_id=f"{prefix}send-to-edit")
+        c["use_as_reference"] = gr.Button("Use as reference", size="sm")
+
+
 def build(ctx: Ctx) -> dict[str, Any]:
     preset = ctx.studio.model().preset
     groups = categories()
@@ -154,8 +232,11 @@ def build(ctx: Ctx) -> dict[str, Any]:
                     elem_id="prompt",
                 )
                 with gr.Row():
-                    c["generate_button"] = gr.Button("Generate", variant="primary", scale=3)
+                    c["generate_button"] = gr.Button(
+                        "Generate", variant="primary", scale=3, elem_id="generate-button"
+                    )
                     c["cancel_button"] = gr.Button("Cancel", variant="stop", scale=1)
+                c["queued"] = gr.Markdown("", elem_id="create-queued")
                 with gr.Accordion("Styles", open=True):
                     c["category"] = gr.Radio(
                         choices=groups, value=groups[0], label="Style category"
@@ -243,22 +324,10 @@ def build(ctx: Ctx) -> dict[str, Any]:
                     c["strength"] = slider(
                         "strength", label="Image-to-image strength", info=field_help("strength")
                     )
+                pnginfo.build(c, UPLOAD_TYPES)
             with gr.Column(scale=6, min_width=340):
-                c["results"] = gr.Gallery(
-                    label="Results",
-                    format="png",
-                    columns=2,
-                    height=460,
-                    object_fit="contain",
-                    buttons=["download", "fullscreen"],
-                    elem_id="results",
-                )
-                c["selected"] = gr.Textbox(
-                    label="Selected image", interactive=False, max_lines=1, elem_id="selected"
-                )
+                results_panel(c)
                 with gr.Row():
-                    c["download_png"] = gr.DownloadButton("Download PNG", size="sm")
-                    c["download_jpeg"] = gr.DownloadButton("Download JPEG", size="sm")
                     c["reuse"] = gr.Button("Reuse parameters", size="sm")
                     c["upscale"] = gr.Button("Upscale to 4K", size="sm")
                     c["delete"] = gr.Button("Delete image", size="sm", variant="stop")
@@ -271,6 +340,7 @@ def build(ctx: Ctx) -> dict[str, Any]:
         c["ids"] = gr.State([])
         c["last_seed"] = gr.State(None)
     _wire(ctx, c)
+    pnginfo.wire(ctx, c, preset.max_steps)
     ctx.create = c
     ctx.refresh_characters.append(c["character"])
     return c
@@ -308,6 +378,38 @@ def reuse_values(ctx: Ctx, user_id: str, image_id: str) -> list[Any]:
 def parameter_names(fn: Callable[..., Any]) -> list[str]:
     """The names of ``fn``'s parameters that the page fills (Gradio fills the others)."""
     return [p.name for p in gr.utils.get_positional_input_parameters(fn)]
+
+
+def wire_select(ctx: Ctx, c: dict[str, Any]) -> None:
+    """Choosing an image in a Results gallery shows its details and downloads."""
+
+    @guarded
+    def select(evt: gr.SelectData, profile: gr.OAuthProfile | None, key_value, ids):
+        user_id = ctx.uid(key_value, profile)
+        index = evt.index if isinstance(evt.index, int) else None
+        if index is None or not 0 <= index < len(ids or []):
+            return "", *selection(ctx, user_id, None)
+        return ids[index], *selection(ctx, user_id, ids[index])
+
+    c["results"].select(
+        select,
+        [ctx.key, c["ids"]],
+        [c["selected"], c["details"], c["download_png"], c["download_jpeg"]],
+        api_visibility="private",
+    )
+
+
+def note_queued(ctx: Ctx, button: Any, queued: Any) -> None:
+    """A click while this browser's call runs is queued behind it (the button's
+    ``trigger_mode="multiple"``); say so at once, next to the button."""
+
+    def note(request: gr.Request):
+        if not ctx.running(session_of(request)):
+            return ""
+        gr.Info("Queued: it starts when the current one finishes. Cancel drops it.")
+        return "⏳ Queued behind the running one (Cancel drops it)."
+
+    button.click(note, None, queued, queue=False, api_visibility="private")
 
 
 def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
@@ -355,52 +457,16 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
         generation = request_from_controls(locals())
         user_id = ctx.uid(user_key, profile)
         ctx.uploaded(user_id, ["upload"], [init_image, style_image, *(references or [])])
-        session = session_of(request)
-        flag = ctx.cancel_flag(session)
-        folder: list[Any] = []  # this generation's preview files, made on the first preview
 
-        def report(done: int, total: int, stage: str) -> None:
-            if flag.is_set():
-                raise Cancelled
-            progress((done, total), desc=STAGES.get(stage, stage))
-
-        previews: queue.SimpleQueue = queue.SimpleQueue()
-
-        def show(step: int, total: int, image: Any) -> None:
-            folder[:] = folder or [ctx.download_dir()]
-            path = folder[0] / f"preview-{step}.jpg"
-            image.convert("RGB").save(path, quality=PREVIEW_QUALITY)
-            ctx.studio.served.add(user_id, ["preview"], path)
-            previews.put([(str(path), f"Preview: step {step} of {total}")])
-
-        def work():
+        def work(report, show):
             return ctx.studio.generate(
-                generation,
-                user_id=user_id,
-                front_door="ui",
-                progress=report,
-                on_preview=show if ctx.settings.previews else None,
+                generation, user_id=user_id, front_door="ui", progress=report, on_preview=show
             )
 
-        progress(0, desc="Waiting for the model")
-        try:
-            result = yield from streamed(work, previews, len(result_outputs))
-        finally:
-            ctx.done(session, flag)
-        ids = [image.id for image in result.images]
-        for path in folder[0].iterdir() if folder else ():
-            ctx.studio.served.add(user_id, ids, path)  # deleting the images deletes these
-        for warning in result.warnings:
-            gr.Warning(warning)
-        first = result.images[0]
-        details, png, jpeg = selection(ctx, user_id, first.id)
-        items = [
-            (ctx.served(user_id, [image.id], image.path), fmt.caption(dataclasses.asdict(image)))
-            for image in result.images
-        ]
-        yield items, ids, first.id, details, png, jpeg, first.seed
+        yield (yield from stream_result(ctx, user_id, request, progress, work, RESULT_OUTPUTS))
 
     inputs = [c[name] for name in parameter_names(generate)]
+    note_queued(ctx, c["generate_button"], c["queued"])
     generate_event = c["generate_button"].click(
         generate,
         inputs=inputs,
@@ -408,8 +474,10 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
         api_name="generate",
         scroll_to_output=True,
         show_progress_on=c["results"],
+        trigger_mode="multiple",
         **gpu,
     )
+    generate_event.then(lambda: "", None, c["queued"], api_visibility="private", queue=False)
     submit_event = c["prompt"].submit(
         generate,
         inputs=inputs,
@@ -479,20 +547,7 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
         reuse_seed, c["last_seed"], [c["seed"], c["random_seed"]], api_visibility="private"
     )
 
-    @guarded
-    def select(evt: gr.SelectData, profile: gr.OAuthProfile | None, key_value, ids):
-        user_id = ctx.uid(key_value, profile)
-        index = evt.index if isinstance(evt.index, int) else None
-        if index is None or not 0 <= index < len(ids or []):
-            return "", *selection(ctx, user_id, None)
-        return ids[index], *selection(ctx, user_id, ids[index])
-
-    c["results"].select(
-        select,
-        [key, c["ids"]],
-        [c["selected"], c["details"], c["download_png"], c["download_jpeg"]],
-        api_visibility="private",
-    )
+    wire_select(ctx, c)
 
     @guarded
     def reuse(profile: gr.OAuthProfile | None, key_value, image_id):

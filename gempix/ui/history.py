@@ -10,6 +10,7 @@ from ..errors import ValidationError
 from . import format as fmt
 from .context import Ctx
 from .create import reuse_outputs, reuse_values, selection
+from .edit import wire_send
 from .errors import guarded
 
 PER_PAGE = 24
@@ -57,6 +58,10 @@ def build(ctx: Ctx) -> dict[str, Any]:
                     c["download_png"] = gr.DownloadButton("Download PNG", size="sm")
                     c["download_jpeg"] = gr.DownloadButton("Download JPEG", size="sm")
                     c["reuse"] = gr.Button("Reuse parameters", size="sm")
+                    c["send_to_edit"] = gr.Button(
+                        "Send to Edit", size="sm", elem_id="gallery-send-to-edit"
+                    )
+                    c["use_as_reference"] = gr.Button("Use as reference", size="sm")
                     c["delete"] = gr.Button("Delete image", size="sm", variant="stop")
                 c["details"] = gr.Markdown(
                     fmt.EMPTY_DETAILS, label="Image details", elem_classes=["details"]
@@ -74,6 +79,7 @@ def build(ctx: Ctx) -> dict[str, Any]:
         c["page"] = gr.State(1)
         c["ids"] = gr.State([])
     _wire(ctx, c)
+    wire_send(ctx, c)
     return c
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from . import admin, characters, generate, images, me, meta, styles, verify
+from . import admin, characters, edit, generate, images, me, meta, styles, verify
 
 ROUTERS = [
     meta.router,
     generate.router,
+    edit.router,
     images.router,
     verify.router,
     styles.router,

@@ -41,13 +41,17 @@ def wants_png(accept: str) -> bool:
     return png > json
 
 
-def build_request(body: GenerateBody, ctx: ApiContext) -> GenerationRequest:
-    """The request, with its images decoded and checked against the API's limits."""
-    if body.num_images > ctx.config.max_images:
+def check_batch(num_images: int, ctx: ApiContext) -> None:
+    if num_images > ctx.config.max_images:
         raise ValidationError(
-            f"num_images: {body.num_images} is more than this server allows per request "
+            f"num_images: {num_images} is more than this server allows per request "
             f"({ctx.config.max_images})."
         )
+
+
+def build_request(body: GenerateBody, ctx: ApiContext) -> GenerationRequest:
+    """The request, with its images decoded and checked against the API's limits."""
+    check_batch(body.num_images, ctx)
     limits = (ctx.config.max_upload_bytes, ctx.config.max_upload_pixels)
 
     def image(data: str | None, field: str):
@@ -114,6 +118,11 @@ async def generate(
         ctx.config.generate_timeout,
     )
     result: GenerationResult = await ctx.gpu.wait(job, request.is_disconnected)
+    return respond(request, result, png)
+
+
+def respond(request: Request, result: GenerationResult, png: bool):
+    """The result as JSON, or (``png``) its one image with its id and seed in headers."""
     if png:
         image = result.images[0]
         return FileResponse(
