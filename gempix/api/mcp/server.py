@@ -55,7 +55,7 @@ def build_mcp(ctx: ApiContext) -> Server:
 
     @server.list_tools()
     async def list_tools() -> list[types.Tool]:
-        return [tool.definition() for tool in TOOLS.values()]
+        return [tool.definition(ctx.config) for tool in TOOLS.values()]
 
     # Arguments are checked by the tools' own models (GemPix's words, never echoing a prompt),
     # after the key: the SDK's JSON-schema check would quote the client's values.

@@ -34,11 +34,12 @@ from pydantic import ValidationError as PydanticError
 from ...errors import ValidationError
 from ...keys import KeyInfo
 from ...provenance import verify_image
+from ..config import ApiConfig
 from ..context import API_PREFIX, ApiContext
 from ..errors import describe_validation
 from ..routes.common import decode_image
 from ..routes.generate import prepare, run_generation
-from ..schemas import BASE64, Body, GenerateBody
+from ..schemas import BASE64, Body, GenerateBody, generate_schema
 
 IMAGE_CONTENT_MAX_BYTES = 1024 * 1024  # one image's inline content (documented in docs/api.md)
 PREVIEW_SIDE = 1024
@@ -66,13 +67,14 @@ class Tool:
     run: Callable[[Call, Any], tuple[Content, dict[str, Any]]]
     read_only: bool = True
     budget: str | None = None  # a rate-limit budget besides "requests" (ratelimit.py)
+    schema: Callable[[ApiConfig], dict[str, Any]] | None = None  # default: the model's
 
-    def definition(self) -> types.Tool:
+    def definition(self, config: ApiConfig) -> types.Tool:
         return types.Tool(
             name=self.name,
             title=self.title,
             description=self.description,
-            inputSchema=self.arguments.model_json_schema(),
+            inputSchema=self.schema(config) if self.schema else self.arguments.model_json_schema(),
             annotations=types.ToolAnnotations(
                 title=self.title, readOnlyHint=self.read_only, openWorldHint=False
             ),
@@ -198,6 +200,7 @@ TOOLS: dict[str, Tool] = {
             generate,
             read_only=False,
             budget="generate",
+            schema=lambda config: generate_schema(config.max_images),
         ),
         Tool(
             "list_images",
