@@ -93,6 +93,7 @@ def test_api_and_web_app_share_one_https_port(https_server):
         docs = client.get(f"{API_PREFIX}/docs")
         assert docs.status_code == 200 and "/api/v1/generate" in docs.text
         assert "cdn" not in docs.text.lower()
+        assert "Example answer (200)" in docs.text and "Example answer (201)" in docs.text
     with pytest.raises(httpx.ConnectError):  # the certificate is checked, not waved through
         httpx.get(f"{url}{API_PREFIX}/health", timeout=10)
 
