@@ -139,11 +139,13 @@ def test_list_and_verify(served):
     url, key, _ = served
     made = call(url, key, "generate_image", {"prompt": "a boat", "seed": 3})
     image_id = made.structuredContent["images"][0]["id"]
-    page = call(url, key, "list_images", {"limit": 1})
+    page = call(url, key, "list_images", {"limit": 100})
     assert not page.isError
-    assert [item["id"] for item in page.structuredContent["items"]] == [image_id]
-    assert page.structuredContent["items"][0]["url"] == f"{url}{API_PREFIX}/images/{image_id}"
-    assert page.structuredContent["has_more"] is True
+    listed = {item["id"]: item for item in page.structuredContent["items"]}
+    assert listed[image_id]["url"] == f"{url}{API_PREFIX}/images/{image_id}"  # absolute
+    assert page.structuredContent["has_more"] is False
+    first = call(url, key, "list_images", {"limit": 1}).structuredContent
+    assert len(first["items"]) == 1 and first["has_more"] is True
 
     ours = call(url, key, "verify_image", {"image_id": image_id})
     assert not ours.isError, ours.content
