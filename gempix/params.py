@@ -41,7 +41,6 @@ IMAGE_FIELDS = ("init_image", "style_image", "references")  # pictures: kept by 
 # has a visible character); the validators below say them in words.
 NO_NUL = r"^[^\x00]*$"
 VISIBLE_TEXT = r"^[^\x00]*[^\x00\s][^\x00]*$"
-SIZE_MULTIPLE = 8  # every model's sides are multiples of 8 (some need 16: engine/presets.py)
 # ``_together``'s rules in JSON Schema, so that OpenAPI and MCP clients see them: a size is
 # width and height (then no aspect, and native resolution) or neither; a saved character or
 # one-off references, not both. (steps x strength >= 1 with an init image is a product that
@@ -121,7 +120,6 @@ class GenerationRequest(BaseModel):
         None,
         ge=MIN_SIDE,
         le=MAX_OUTPUT_SIDE,
-        multiple_of=SIZE_MULTIPLE,
         description="Width in pixels, with height instead of an aspect; past 2048 the image "
         "is upscaled.",
     )
@@ -129,7 +127,6 @@ class GenerationRequest(BaseModel):
         None,
         ge=MIN_SIDE,
         le=MAX_OUTPUT_SIDE,
-        multiple_of=SIZE_MULTIPLE,
         description="Height in pixels, with width.",
     )
     aspect: Literal[tuple(ASPECTS)] | None = Field(  # type: ignore[valid-type]
@@ -324,8 +321,6 @@ def _one(item: dict[str, Any]) -> str:
         choices = field_choices(field) if field in GenerationRequest.model_fields else ()
         allowed = ", ".join(choices) or context.get("expected", "")
         return f"{field}: {short(value)} is not supported; choose one of {allowed}."
-    if kind == "multiple_of":
-        return f"{field}: {value} is not a multiple of {context['multiple_of']}."
     if kind == "bool_type":
         return f"{field}: expected true or false, got {short(value)}."
     if kind == "too_long":

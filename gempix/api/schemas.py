@@ -18,6 +18,7 @@ from ..styles import load_presets
 
 BASE64 = "base64 (PNG, JPEG, WebP; a data: URL is accepted too)"
 STRENGTH = field_range("character_strength")
+SIZE_MULTIPLE = 8
 # A character's name as the store checks it (store/generations._check_name): 1-64 printable
 # characters, not all spaces.
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\s][^\x00-\x1f\x7f]*$"
@@ -68,8 +69,12 @@ IMAGE_EXAMPLE = {
 
 def serve_limits(properties: dict[str, Any], max_images: int) -> dict[str, Any]:
     """What one server adds to the generate body's schema (OpenAPI and the MCP tool): its own
-    image-count limit and the names of its style presets, each at most once."""
+    image-count limit, the names of its style presets (each at most once), and sides in
+    multiples of 8, which every model needs (the model checks it: engine/request.py; some
+    need 16, said in the description)."""
     properties["num_images"]["maximum"] = max_images
+    for side in ("width", "height"):
+        properties[side]["anyOf"][0]["multipleOf"] = SIZE_MULTIPLE
     properties["styles"]["items"] = {"type": "string", "enum": list(load_presets())}
     properties["styles"]["uniqueItems"] = True
     return properties
