@@ -51,6 +51,12 @@ class ModelUnavailableError(GemPixError):
     status = 503
 
 
+class ConflictError(ValidationError):
+    """The request clashes with what exists (a name already taken): valid, but not now."""
+
+    status = 409
+
+
 class UserLockedError(GemPixError):
     """The user is being erased: nothing new may be recorded for them."""
 

@@ -43,25 +43,42 @@ XMP_TEMPLATE = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
 
 
 def infotext(params: dict[str, Any]) -> str:
-    """The widely parsed "parameters" text: prompt line, negative line, then key: value pairs."""
+    """The widely parsed "parameters" text: prompt line, negative line, then key: value pairs.
+
+    An upscaled image follows A1111's hires convention, so tools that regenerate from it
+    (and readers such as sd-parsers) use the size the model drew: ``Size`` is the base
+    generation, and ``Hires upscale``/``Hires resize``/``Hires upscaler`` say how it grew.
+    """
     lines = []
     if params.get("prompt"):
         lines.append(params["prompt"])
     if params.get("negative_prompt"):
         lines.append(f"Negative prompt: {params['negative_prompt']}")
+    upscaled = bool(params.get("upscaled"))
+    width, height = params.get("width"), params.get("height")
+    base = (params.get("base_width") or width, params.get("base_height") or height)
     pairs = [
         ("Steps", params.get("steps")),
         ("Sampler", params.get("sampler")),
         ("CFG scale", params.get("guidance")),
         ("Seed", params.get("seed")),
-        ("Size", f"{params.get('width')}x{params.get('height')}"),
+        ("Size", f"{base[0]}x{base[1]}" if upscaled else f"{width}x{height}"),
         ("Model", params.get("model")),
         ("Denoising strength", params.get("strength") if params.get("img2img") else None),
-        ("Upscaler", params.get("upscaler") if params.get("upscaled") else None),
+        ("Hires upscale", _factor(width, base[0]) if upscaled else None),
+        ("Hires resize", f"{width}x{height}" if upscaled else None),
+        ("Hires upscaler", params.get("upscaler") if upscaled else None),
         ("Version", f"GemPix {__version__}"),
     ]
     lines.append(", ".join(f"{key}: {value}" for key, value in pairs if value is not None))
     return "\n".join(lines)
+
+
+def _factor(size: Any, base: Any) -> str | None:
+    """The upscale factor as A1111 writes it (``2``, ``1.5``)."""
+    if not isinstance(size, int) or not isinstance(base, int) or base <= 0:
+        return None
+    return f"{size / base:.2f}".rstrip("0").rstrip(".")
 
 
 def public_params(params: dict[str, Any], include_prompt: bool) -> dict[str, Any]:

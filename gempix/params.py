@@ -37,6 +37,37 @@ DEFAULT_STRENGTH = 0.6
 DEFAULT_STYLE_STRENGTH = 0.8
 DEFAULT_CHARACTER_STRENGTH = 0.7
 IMAGE_FIELDS = ("init_image", "style_image", "references")  # pictures: kept by SHA-256 only
+# The text rules as patterns too, so that OpenAPI and MCP schemas state them (no NUL; a prompt
+# has a visible character); the validators below say them in words.
+NO_NUL = r"^[^\x00]*$"
+VISIBLE_TEXT = r"^[^\x00]*[^\x00\s][^\x00]*$"
+# ``_together``'s rules in JSON Schema, so that OpenAPI and MCP clients see them: a size is
+# width and height (then no aspect, and native resolution) or neither; a saved character or
+# one-off references, not both. (steps x strength >= 1 with an init image is a product that
+# JSON Schema cannot state; it is described on ``strength``.)
+_NULL = {"type": "null"}
+BETWEEN_FIELDS = [
+    {
+        "anyOf": [
+            {"properties": {"width": _NULL, "height": _NULL}},
+            {
+                "required": ["width", "height"],
+                "properties": {
+                    "width": {"type": "integer"},
+                    "height": {"type": "integer"},
+                    "aspect": _NULL,
+                    "resolution": {"const": "native"},
+                },
+            },
+        ]
+    },
+    {
+        "anyOf": [
+            {"properties": {"character": _NULL}},
+            {"properties": {"references": {"maxItems": 0}}},
+        ]
+    },
+]
 
 
 class GenerationRequest(BaseModel):
@@ -51,13 +82,22 @@ class GenerationRequest(BaseModel):
         extra="forbid",
         frozen=True,
         allow_inf_nan=False,
-        json_schema_extra={"examples": [{"prompt": "a lighthouse on a cliff at dawn", "seed": 7}]},
+        json_schema_extra={
+            "examples": [{"prompt": "a lighthouse on a cliff at dawn", "seed": 7}],
+            "allOf": BETWEEN_FIELDS,
+        },
     )
 
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description="What to draw.")
+    prompt: str = Field(
+        min_length=1,
+        max_length=MAX_PROMPT_CHARS,
+        pattern=VISIBLE_TEXT,
+        description="What to draw (not blank).",
+    )
     negative_prompt: str = Field(
         "",
         max_length=MAX_PROMPT_CHARS,
+        pattern=NO_NUL,
         description="What the image should not show (needs guidance above 1).",
     )
     seed: int | None = Field(
@@ -84,7 +124,10 @@ class GenerationRequest(BaseModel):
         "is upscaled.",
     )
     height: int | None = Field(
-        None, ge=MIN_SIDE, le=MAX_OUTPUT_SIDE, description="Height in pixels, with width."
+        None,
+        ge=MIN_SIDE,
+        le=MAX_OUTPUT_SIDE,
+        description="Height in pixels, with width.",
     )
     aspect: Literal[tuple(ASPECTS)] | None = Field(  # type: ignore[valid-type]
         None, description="Aspect ratio (1:1 unless width and height are given)."
@@ -164,8 +207,7 @@ class GenerationRequest(BaseModel):
     @field_validator("prompt", "negative_prompt")
     @classmethod
     def _text(cls, value: str, info) -> str:
-        if "\x00" in value:
-            raise ValueError(f"{info.field_name}: contains a NUL character.")
+        """Trimmed; blank also by Python's idea of a space (the pattern's engine differs)."""
         if info.field_name == "prompt" and not value.strip():
             raise ValueError("prompt: must not be empty.")
         return value.strip()
@@ -311,6 +353,12 @@ def _range_message(field: str, item: dict[str, Any]) -> str:
     return f"{field}: {value} is above the maximum, {high}."
 
 
+def _pattern_message(field: str, value: Any) -> str:
+    if isinstance(value, str) and "\x00" in value:
+        return f"{field}: contains a NUL character."
+    return f"{field}: must not be empty." if not str(value).strip() else f"{field}: invalid text."
+
+
 def _one(item: dict[str, Any], model: type[BaseModel]) -> str:
     field = ".".join(str(part) for part in item.get("loc", ())) or "request"
     kind, value = item.get("type", ""), item.get("input")
@@ -326,6 +374,8 @@ def _one(item: dict[str, Any], model: type[BaseModel]) -> str:
         return f"{field}: expected text, got {type(value).__name__}."
     if kind == "string_too_short":
         return f"{field}: must not be empty."
+    if kind == "string_pattern_mismatch":
+        return _pattern_message(field, value)
     if kind == "string_too_long":
         return f"{field}: {len(value):,} characters; the limit is {context['max_length']:,}."
     if kind in ("int_type", "int_parsing", "int_from_float"):

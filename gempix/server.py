@@ -2,7 +2,8 @@
 
 ``build_server`` makes the FastAPI app (``gempix.api.create_app``) and mounts the Gradio web
 app on it with ``gr.mount_gradio_app`` (its queue starts with the app; run history off, no
-error details, no Gradio analytics), and, with ``mcp=True``, the ``generate_image`` MCP tool.
+error details, no Gradio analytics), and, with ``mcp=True``, GemPix's MCP server
+(``gempix/api/mcp``).
 ``serve`` runs it with uvicorn, over HTTPS when given a certificate and key. ``start_server``
 runs any app in a background thread on a free port, for tests, benchmarks and notebooks.
 
@@ -36,7 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .api import ApiConfig, create_app
 from .api.context import API_PREFIX, ApiContext
 from .api.errors import RateLimited, error_body
-from .api.mcp import MCP_PATH, build_mcp
+from .api.mcp import MCP_PATH, mount_mcp
 from .errors import SettingsError
 from .filemodes import private_dir, private_process
 from .service import Studio
@@ -90,7 +91,7 @@ def build_server(
     blocks: gr.Blocks | None = None,
 ) -> FastAPI:
     """The whole app for ``studio``: API, web app (``blocks``, default ``ui.app.build_app``),
-    and with ``mcp`` the MCP tool. ``ui=False`` serves the API alone."""
+    and with ``mcp`` the MCP server. ``ui=False`` serves the API alone."""
     app = create_app(studio, config)
     ctx: ApiContext = app.state.gempix
     if ctx.config.limited("web"):
@@ -98,17 +99,7 @@ def build_server(
     settings = studio.settings
     private_dir(get_upload_folder())  # Gradio's cache: uploads, served copies, exports
     if mcp:
-        _mount(
-            app,
-            build_mcp(ctx),
-            path=MCP_PATH,
-            mcp_server=True,
-            footer_links=[],
-            run_history=False,
-            show_error=False,
-            server_name=settings.host,
-            server_port=settings.port,
-        )
+        mount_mcp(app, ctx)
     if ui:
         if blocks is None:
             blocks = build_app(studio, on_space=running_on_space())
@@ -187,7 +178,7 @@ def serve(
         base = f"{scheme}://{settings.host}:{settings.port}"
         print(f"GemPix web app: {base}/   API: {base}{API_PREFIX}/docs", flush=True)
         if mcp:
-            print(f"MCP server (streamable HTTP): {base}{MCP_PATH}/gradio_api/mcp/", flush=True)
+            print(f"MCP server (streamable HTTP): {base}{MCP_PATH}/", flush=True)
         uvicorn.run(
             app,
             host=settings.host,

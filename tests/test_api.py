@@ -560,7 +560,7 @@ def test_every_request_leaves_one_row_with_the_route_template_and_no_body(api, p
 
 
 def test_edit_inpaints_inside_the_mask_only(api, people):
-    from test_edit import mask_png, pixels, source_png
+    from test_edit import TOLERANCE, mask_png, pixels, source_png
 
     source, mask = source_png(), mask_png()
     body = {
@@ -575,7 +575,7 @@ def test_edit_inpaints_inside_the_mask_only(api, people):
     assert made["params"]["edit"]["mask_sha256"]
     png = api.request("GET", f"/images/{made['id']}", people["user"]).content
     inside = pixels(mask)[..., 0] > 0
-    assert abs(pixels(png) - pixels(source))[~inside].max() <= 2
+    assert abs(pixels(png) - pixels(source))[~inside].max() <= TOLERANCE
     again = api.request(
         "POST",
         "/edit",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
-import json
 import shutil
 import ssl
 
@@ -23,8 +22,6 @@ from gempix.privacy.identity import LOCAL_USER
 from gempix.server import build_server, start_server
 from gempix.service import Studio
 from gempix.settings import Settings
-
-mcp_client = pytest.importorskip("mcp", reason="gradio[mcp] (the mcp package) is not installed")
 
 
 def self_signed(folder) -> tuple[str, str]:
@@ -96,6 +93,7 @@ def test_api_and_web_app_share_one_https_port(https_server):
         docs = client.get(f"{API_PREFIX}/docs")
         assert docs.status_code == 200 and "/api/v1/generate" in docs.text
         assert "cdn" not in docs.text.lower()
+        assert "Example answer (200)" in docs.text and "Example answer (201)" in docs.text
     with pytest.raises(httpx.ConnectError):  # the certificate is checked, not waved through
         httpx.get(f"{url}{API_PREFIX}/health", timeout=10)
 
@@ -110,40 +108,23 @@ def test_web_app_events_are_rate_limited_per_client(https_server):
     assert answers[-1].json()["status"] == 429 and "retry-after" in answers[-1].headers
 
 
-def mcp_factory(verify):
-    def factory(headers=None, timeout=None, auth=None):
-        return httpx.AsyncClient(
-            headers=headers, timeout=timeout, auth=auth, verify=verify, follow_redirects=True
-        )
-
-    return factory
-
-
 async def _mcp(url, verify, headers, action):
     from mcp import ClientSession
-    from mcp.client.streamable_http import streamablehttp_client
+    from mcp.client.streamable_http import streamable_http_client
 
-    async with streamablehttp_client(
-        f"{url}/mcp/gradio_api/mcp/", headers=headers, httpx_client_factory=mcp_factory(verify)
-    ) as (read, write, _):
-        async with ClientSession(read, write) as session:
-            await session.initialize()
-            return await action(session)
+    async with httpx.AsyncClient(headers=headers, verify=verify, timeout=60) as http:
+        async with streamable_http_client(f"{url}/mcp/", http_client=http) as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await action(session)
 
 
-def test_mcp_lists_and_runs_the_generate_tool(https_server):
+def test_mcp_over_https_lists_tools_and_generates_with_the_key(https_server):
+    """The MCP server shares the HTTPS port (tests/test_mcp.py drives each tool)."""
     url, verify, studio = https_server
     tools = asyncio.run(_mcp(url, verify, None, lambda s: s.list_tools())).tools
-    assert [tool.name for tool in tools] == ["generate_image"]
-    tool = tools[0]
-    assert "Generate an image" in tool.description
-    assert tool.inputSchema["required"] == ["prompt"]
-    assert {"prompt", "seed", "aspect", "resolution", "styles"} <= set(
-        tool.inputSchema["properties"]
-    )
-    assert "authorization" not in tool.inputSchema["properties"]  # a header, not an argument
-    assert tool.inputSchema["properties"]["prompt"]["description"]
-
+    assert [tool.name for tool in tools] == ["generate_image", "list_images", "verify_image"]
+    assert "authorization" not in tools[0].inputSchema["properties"]  # a header, not an argument
     refused = asyncio.run(
         _mcp(url, verify, None, lambda s: s.call_tool("generate_image", {"prompt": "x"}))
     )
@@ -159,8 +140,7 @@ def test_mcp_lists_and_runs_the_generate_tool(https_server):
         )
     )
     assert not result.isError, result.content
-    made = json.loads(result.content[0].text)
-    image = made["images"][0]
-    assert image["seed"] == 5 and image["url"] == f"{API_PREFIX}/images/{image['id']}"
-    png = httpx.get(url + image["url"], headers={"Authorization": f"Bearer {key}"}, verify=verify)
+    image = result.structuredContent["images"][0]
+    assert image["seed"] == 5 and image["url"] == f"{url}{API_PREFIX}/images/{image['id']}"
+    png = httpx.get(image["url"], headers={"Authorization": f"Bearer {key}"}, verify=verify)
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"

@@ -176,7 +176,7 @@ def test_generate_acts_for_the_account_of_a_user_key(cli, settings, tmp_path):
 
 
 def test_edit_inpaints_and_outpaints(cli, tmp_path, data_dir):
-    from test_edit import mask_png, pixels, source_png
+    from test_edit import TOLERANCE, mask_png, pixels, source_png
 
     (tmp_path / "src.png").write_bytes(source_png())
     (tmp_path / "mask.png").write_bytes(mask_png())
@@ -187,7 +187,7 @@ def test_edit_inpaints_and_outpaints(cli, tmp_path, data_dir):
     assert code == 0, err
     path, seed, size = out.strip().split("  ")
     inside = pixels(mask_png())[..., 0] > 0
-    assert abs(pixels(path) - pixels(source_png()))[~inside].max() <= 2
+    assert abs(pixels(path) - pixels(source_png()))[~inside].max() <= TOLERANCE
     image_id = Path(path).stem
     code, out, err = cli("edit", image_id, "sky", "--outpaint", "16:9", *args)
     assert code == 0, err

@@ -1,4 +1,6 @@
-"""The notebooks run top to bottom with the tiny model and no network, and ship without outputs."""
+"""The notebooks run top to bottom with the tiny model and no network, ship without outputs,
+show their plots inline (a plot cell with no image is a failure), print no tqdm widget
+warning, and each ends with a "What you can do next" cell."""
 
 from __future__ import annotations
 
@@ -28,3 +30,22 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
         if out.get("output_type") == "error"
     ]
     assert not errors
+    stderr = [
+        out["text"]
+        for cell in book.cells
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "stream" and out.get("name") == "stderr"
+    ]
+    assert not any("IProgress" in text for text in stderr), stderr
+    assert book.cells[-1].cell_type == "markdown"
+    assert book.cells[-1].source.startswith("## What you can do next")
+    for cell in book.cells:
+        if cell.cell_type == "code" and "plt." in cell.source:
+            pictures = [
+                out["data"]["image/png"]
+                for out in cell.get("outputs", [])
+                if "image/png" in out.get("data", {})
+            ]
+            assert pictures and all(pictures), f"{path.name}: a plot cell shows no image"
+    if path.name == "analytics.ipynb":
+        assert stderr == []

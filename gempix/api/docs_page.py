@@ -30,9 +30,25 @@ def _schema_name(schema: dict[str, Any]) -> str:
     return ref.rsplit("/", 1)[-1] if ref else schema.get("type", "object")
 
 
+def _example(openapi: dict[str, Any], content: dict[str, Any]) -> str:
+    """The first example of a body or an answer (from its schema), as a <pre> block."""
+    for media in content.values():
+        schema = media.get("schema", {})
+        ref = schema.get("$ref", "")
+        if ref:
+            schema = (
+                openapi.get("components", {}).get("schemas", {}).get(ref.rsplit("/", 1)[-1], {})
+            )
+        examples = media.get("examples") or schema.get("examples") or []
+        if examples:
+            first = examples[0] if isinstance(examples, list) else next(iter(examples.values()))
+            return f"<pre>{_escape(json.dumps(first, indent=2))}</pre>"
+    return ""
+
+
 def render_docs(openapi: dict[str, Any]) -> str:
-    """Every operation: method, path, summary, description, key needed, parameters, body,
-    responses; then the schemas as JSON."""
+    """Every operation: method, path, summary, description, key needed, parameters, body
+    and an example of it, responses and an example answer; then the schemas as JSON."""
     info = openapi.get("info", {})
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
@@ -71,11 +87,17 @@ def render_docs(openapi: dict[str, Any]) -> str:
                     f"<p>Body ({_escape(media)}): "
                     f"<code>{_escape(_schema_name(content.get('schema', {})))}</code></p>"
                 )
+            parts.append(_example(openapi, body))
             statuses = ", ".join(
                 f"{_escape(code)} {_escape(response.get('description', ''))}"
                 for code, response in operation.get("responses", {}).items()
             )
             parts.append(f"<p>Responses: {statuses}</p>")
+            for code in ("200", "201"):
+                answer = operation.get("responses", {}).get(code, {}).get("content", {})
+                example = _example(openapi, {k: v for k, v in answer.items() if "json" in k})
+                if example:
+                    parts.append(f"<p>Example answer ({code}):</p>{example}")
             parts.append("</section>")
     schemas = openapi.get("components", {}).get("schemas", {})
     parts.append("<h2>Schemas</h2>")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..catalogue import ModelInfo
 from ..params import (
+    BETWEEN_FIELDS,
     MAX_CHARACTER_CHARS,
     MAX_EDIT_REFERENCES,
     MAX_REFERENCES,
@@ -22,9 +23,26 @@ from ..params import (
     GenerationRequest,
     field_range,
 )
+from ..styles import load_presets
 
 BASE64 = "base64 (PNG, JPEG, WebP; a data: URL is accepted too)"
 STRENGTH = field_range("character_strength")
+SIZE_MULTIPLE = 8
+# A character's name as the store checks it (store/generations._check_name): 1-64 printable
+# characters, not all spaces.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\s][^\x00-\x1f\x7f]*$"
+TRUE_ONLY = {"const": True}  # a confirmation: false is not a choice, it is a missing confirmation
+# A 1x1 PNG, so that every example in the schema is a request the server accepts.
+EXAMPLE_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4//8/AAX+Av4N70a4AAAAAElFTkSuQmCC"
+)
+IMAGE_ID = "4f72a6b0c3d94e1f8a2b7c6d5e4f3a21"
+CHARACTER_ID = "9c1e0d2b4a6f48e3b5c7d9e1f3a5b7c9"
+WHEN = "2026-11-30T09:15:00+00:00"
+
+
+def examples(*values: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": list(values)})
 
 
 class Body(BaseModel):
@@ -46,9 +64,52 @@ class GenerateBody(GenerationRequest):
     )
 
 
+IMAGE_EXAMPLE = {
+    "id": IMAGE_ID,
+    "url": f"http://127.0.0.1:7860/api/v1/images/{IMAGE_ID}",
+    "seed": 7,
+    "width": 512,
+    "height": 512,
+    "created_at": WHEN,
+    "consistency": None,
+    "params": {"prompt": "a lighthouse on a cliff at dawn", "seed": 7, "steps": 1},
+}
+
+
+def serve_limits(properties: dict[str, Any], max_images: int) -> dict[str, Any]:
+    """What one server adds to the generate and edit bodies' schemas (OpenAPI and the MCP
+    tool): its own image-count limit, the names of its style presets (each at most once), and
+    sides in multiples of 8, which every model needs (the model checks it: engine/request.py;
+    some need 16, said in the description)."""
+    properties["num_images"]["maximum"] = max_images
+    for side in ("width", "height") if "width" in properties else ():
+        properties[side]["anyOf"][0]["multipleOf"] = SIZE_MULTIPLE
+    properties["styles"]["items"] = {"type": "string", "enum": list(load_presets())}
+    properties["styles"]["uniqueItems"] = True
+    return properties
+
+
+def generate_schema(max_images: int) -> dict[str, Any]:
+    schema = GenerateBody.model_json_schema()
+    serve_limits(schema["properties"], max_images)
+    return schema
+
+
+def _edit_schema(schema: dict[str, Any]) -> None:
+    """The edit body's schema leaves out what an edit refuses (the source decides the size),
+    so the documented body is the accepted one; a character or references, not both."""
+    for name in ("width", "height", "aspect", "resolution", "init_image"):
+        schema["properties"].pop(name, None)
+    schema["allOf"] = BETWEEN_FIELDS[1:]
+    schema["properties"]["outpaint_pixels"]["oneOf"] = [{"maxItems": 0}, {"minItems": 4}]
+    schema["examples"] = [{"prompt": "make the sky stormy", "source_id": IMAGE_ID, "seed": 7}]
+
+
 class EditBody(EditRequest):
     """Everything ``gempix edit`` can ask for: a source (or ``source_id``), an instruction in
     ``prompt``, a mask to inpaint, an outpaint; left out means the model's default."""
+
+    model_config = ConfigDict(json_schema_extra=_edit_schema)
 
     source: str | None = Field(None, description=f"The image to edit, {BASE64}.")
     mask: str | None = Field(
@@ -67,6 +128,8 @@ class EditBody(EditRequest):
 
 
 class InfoBody(Body):
+    model_config = examples({"image": EXAMPLE_PNG})
+
     image: str = Field(description=f"A PNG or JPEG, {BASE64}.")
 
 
@@ -84,6 +147,8 @@ class InfoOut(BaseModel):
 
 
 class ImageOut(BaseModel):
+    model_config = examples(IMAGE_EXAMPLE)
+
     id: str
     url: str = Field(description="GET this URL with your key for the PNG.")
     seed: int
@@ -97,6 +162,17 @@ class ImageOut(BaseModel):
 
 
 class GenerateOut(BaseModel):
+    model_config = examples(
+        {
+            "ok": True,
+            "model": "sd-turbo",
+            "notice": "",
+            "warnings": [],
+            "duration_ms": 812.4,
+            "images": [IMAGE_EXAMPLE],
+        }
+    )
+
     ok: Literal[True] = True
     model: str
     notice: str = Field(description="Non-empty when the server serves something else than asked.")
@@ -106,6 +182,10 @@ class GenerateOut(BaseModel):
 
 
 class ImagesPage(BaseModel):
+    model_config = examples(
+        {"ok": True, "items": [IMAGE_EXAMPLE], "limit": 24, "offset": 0, "has_more": False}
+    )
+
     ok: Literal[True] = True
     items: list[ImageOut]
     limit: int
@@ -114,6 +194,8 @@ class ImagesPage(BaseModel):
 
 
 class Deleted(BaseModel):
+    model_config = examples({"ok": True, "deleted": IMAGE_ID})
+
     ok: Literal[True] = True
     deleted: str
 
@@ -128,14 +210,38 @@ class StyleOut(BaseModel):
 
 
 class StylesOut(BaseModel):
+    model_config = examples(
+        {
+            "ok": True,
+            "categories": ["art"],
+            "styles": [
+                {
+                    "name": "watercolor",
+                    "label": "Watercolor",
+                    "category": "art",
+                    "prompt": "watercolor painting of {prompt}, soft washes",
+                    "negative": "photo, 3d render",
+                    "recommended": {},
+                }
+            ],
+        }
+    )
+
     ok: Literal[True] = True
     categories: list[str]
     styles: list[StyleOut]
 
 
 class CharacterCreate(Body):
+    model_config = examples(
+        {"name": "Ada", "references": [EXAMPLE_PNG], "rights_confirmed": True, "strength": 0.7}
+    )
+
     name: str = Field(
-        max_length=MAX_CHARACTER_CHARS, description="1 to 64 printable characters, unique per user."
+        min_length=1,
+        max_length=MAX_CHARACTER_CHARS,
+        pattern=NAME_PATTERN,
+        description="1 to 64 printable characters, unique per user.",
     )
     references: list[str] = Field(
         min_length=1,
@@ -143,7 +249,8 @@ class CharacterCreate(Body):
         description=f"1 to {MAX_REFERENCES} reference images, {BASE64}.",
     )
     rights_confirmed: bool = Field(
-        description="Must be true: you have the rights to use these images."
+        description="Must be true: you have the rights to use these images.",
+        json_schema_extra=TRUE_ONLY,
     )
     strength: float | None = Field(
         None, ge=STRENGTH[0], le=STRENGTH[1], description="How strongly generations follow it."
@@ -151,18 +258,43 @@ class CharacterCreate(Body):
 
 
 class CharacterPatch(Body):
-    name: str | None = Field(None, max_length=MAX_CHARACTER_CHARS)
-    references: list[str] | None = Field(
+    """At least one of name, references, strength; new references need rights_confirmed."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "Ada L."}, {"strength": 0.9}],
+            "anyOf": [{"required": [name]} for name in ("name", "references", "strength")],
+            "dependentRequired": {"references": ["rights_confirmed"]},
+        }
+    )
+
+    # Left out means unchanged; null is not a value (a field is given or not).
+    name: str = Field(None, min_length=1, max_length=MAX_CHARACTER_CHARS, pattern=NAME_PATTERN)  # type: ignore[assignment]
+    references: list[str] = Field(
         None,
         min_length=1,
         max_length=MAX_REFERENCES,
         description="New reference images (replace the old).",
-    )
-    rights_confirmed: bool | None = Field(None, description="Required with new references.")
-    strength: float | None = Field(None, ge=STRENGTH[0], le=STRENGTH[1])
+    )  # type: ignore[assignment]
+    rights_confirmed: bool = Field(
+        None, description="Required (true) with new references.", json_schema_extra=TRUE_ONLY
+    )  # type: ignore[assignment]
+    strength: float = Field(None, ge=STRENGTH[0], le=STRENGTH[1])  # type: ignore[assignment]
+
+
+CHARACTER_EXAMPLE = {
+    "id": CHARACTER_ID,
+    "name": "Ada",
+    "created_at": WHEN,
+    "references": 1,
+    "strength": 0.7,
+    "rights_confirmed_at": WHEN,
+}
 
 
 class CharacterOut(BaseModel):
+    model_config = examples(CHARACTER_EXAMPLE)
+
     id: str
     name: str
     created_at: str | None = None
@@ -172,16 +304,24 @@ class CharacterOut(BaseModel):
 
 
 class CharacterOne(BaseModel):
+    model_config = examples({"ok": True, "character": CHARACTER_EXAMPLE})
+
     ok: Literal[True] = True
     character: CharacterOut
 
 
 class CharactersOut(BaseModel):
+    model_config = examples({"ok": True, "characters": [CHARACTER_EXAMPLE]})
+
     ok: Literal[True] = True
     characters: list[CharacterOut]
 
 
 class MeOut(BaseModel):
+    model_config = examples(
+        {"ok": True, "key_prefix": "3f9a1c0b7d2e", "role": "user", "age_confirmed": True}
+    )
+
     ok: Literal[True] = True
     key_prefix: str
     role: str
@@ -189,8 +329,11 @@ class MeOut(BaseModel):
 
 
 class ConfirmAge(Body):
+    model_config = examples({"confirm": True})
+
     confirm: bool = Field(
-        description="true: I confirm that I am at least the minimum age this server requires."
+        description="true: I confirm that I am at least the minimum age this server requires.",
+        json_schema_extra=TRUE_ONLY,
     )
 
 
@@ -202,21 +345,52 @@ class ConsentState(BaseModel):
     method: str | None = None
 
 
+CONSENT_EXAMPLE = {
+    "training": {"granted": False, "default": True, "since": None, "policy_version": None,
+                 "method": None},
+    "analytics": {"granted": True, "default": False, "since": WHEN, "policy_version": "1",
+                  "method": "api"},
+}  # fmt: skip
+
+
 class ConsentOut(BaseModel):
+    model_config = examples({"ok": True, "consent": CONSENT_EXAMPLE})
+
     ok: Literal[True] = True
     consent: dict[str, ConsentState]
 
 
 class ConsentPut(Body):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"training": False}]})
+    """At least one purpose; left out means unchanged."""
 
-    training: bool | None = Field(None, description="Allow training on your prompts and images.")
-    analytics: bool | None = Field(
-        None, description="Be counted in anonymous usage statistics (false objects)."
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"training": False}, {"analytics": False}],
+            "anyOf": [{"required": ["training"]}, {"required": ["analytics"]}],
+        }
     )
+
+    training: bool = Field(None, description="Allow training on your prompts and images.")  # type: ignore[assignment]
+    analytics: bool = Field(
+        None, description="Be counted in anonymous usage statistics (false objects)."
+    )  # type: ignore[assignment]
 
 
 class ErasureOut(BaseModel):
+    model_config = examples(
+        {
+            "ok": True,
+            "erased": True,
+            "verified": True,
+            "rows": {"generations": 12, "characters": 1},
+            "files": 14,
+            "bytes": 5242880,
+            "cached_copies": 3,
+            "usage_events": 20,
+            "seconds": 0.412,
+        }
+    )
+
     ok: Literal[True] = True
     erased: bool
     verified: bool
@@ -229,6 +403,15 @@ class ErasureOut(BaseModel):
 
 
 class AnalyticsOut(BaseModel):
+    model_config = examples(
+        {
+            "ok": True,
+            "since": "2026-11-01T00:00:00+00:00",
+            "k": 5,
+            "reports": {"style_trends": [{"day": "2026-11-30", "style": "watercolor", "uses": 17}]},
+        }
+    )
+
     ok: Literal[True] = True
     since: str
     k: int = Field(description="Cells with fewer distinct visitors are null (suppressed).")
@@ -236,6 +419,8 @@ class AnalyticsOut(BaseModel):
 
 
 class VerifyBody(Body):
+    model_config = examples({"image": EXAMPLE_PNG})
+
     image: str = Field(description=f"The image to check, {BASE64}; any image, not only GemPix's.")
 
 
@@ -284,6 +469,8 @@ class ModelsOut(BaseModel):
 
 
 class Health(BaseModel):
+    model_config = examples({"ok": True, "status": "ok", "version": "0.1.0"})
+
     ok: Literal[True] = True
     status: Literal["ok"] = "ok"
     version: str
@@ -291,6 +478,10 @@ class Health(BaseModel):
 
 class ErrorOut(BaseModel):
     """The one error shape of every route."""
+
+    model_config = examples(
+        {"ok": False, "error": "steps: 0 is out of range 1-100.", "status": 400}
+    )
 
     ok: Literal[False] = False
     error: str

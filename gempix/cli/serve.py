@@ -22,7 +22,7 @@ from .generate import model_options, model_settings, speed_options
     help="TLS private key (PEM) of --ssl-certfile.",
 )
 @click.option(
-    "--mcp", is_flag=True, help="Also serve the generate_image MCP tool at /mcp/gradio_api/mcp/."
+    "--mcp", is_flag=True, help="Also serve the MCP server (generate, list, verify) at /mcp/."
 )
 @click.option(
     "--warmup",

@@ -10,7 +10,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from ..errors import NotFoundError, ValidationError
+from ..errors import ConflictError, NotFoundError, ValidationError
 from .core import StoreBase
 from .usage import FRONT_DOORS
 from .values import as_utc, check_limit, check_text, fetch_dicts, new_id
@@ -156,7 +156,7 @@ class GenerationsMixin(StoreBase):
             [user_id, name, character_id],
         ).fetchone()[0]
         if taken:
-            raise ValidationError(f"name: you already have a character named {name!r}.")
+            raise ConflictError(f"name: you already have a character named {name!r}.")
 
     def list_characters(self, user_id: str) -> list[dict[str, Any]]:
         """The user's characters by name, without the (large) embeddings."""

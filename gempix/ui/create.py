@@ -21,6 +21,7 @@ import gradio as gr
 
 from ..errors import ValidationError
 from ..params import (
+    MAX_PROMPT_CHARS,
     MAX_SEED,
     GenerationRequest,
     field_choices,
@@ -218,7 +219,7 @@ def results_panel(c: dict[str, Any], prefix: str = "") -> None:
 def build(ctx: Ctx) -> dict[str, Any]:
     preset = ctx.studio.model().preset
     groups = categories()
-    prompt_chars = GenerationRequest.model_fields["prompt"].metadata[-1].max_length
+    prompt_chars = MAX_PROMPT_CHARS
     c: dict[str, Any] = {}
     with gr.Tab("Create", id="create"):
         with gr.Row(equal_height=False):

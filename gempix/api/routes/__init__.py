@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fastapi.routing import APIRoute
+
 from . import admin, characters, edit, generate, images, me, meta, styles, verify
 
 ROUTERS = [
@@ -15,3 +17,17 @@ ROUTERS = [
     me.router,
     admin.router,
 ]
+
+
+def allowed_methods(path: str) -> list[str]:
+    """The methods the API's routes accept at ``path`` (empty: no route there), for 405's
+    ``Allow``."""
+    return sorted(
+        {
+            method
+            for router in ROUTERS
+            for route in router.routes
+            if isinstance(route, APIRoute) and route.path_regex.match(path)
+            for method in route.methods
+        }
+    )

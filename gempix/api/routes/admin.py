@@ -12,6 +12,10 @@ from ..context import API_PREFIX, ApiContext, context
 from ..schemas import AnalyticsOut
 from .common import AUTHED, errors
 
+# analytics.parse_since's forms: a count of hours, days or weeks, or a calendar date.
+_DAY = r"(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31"
+SINCE = rf"^\s*(\d{{1,5}}\s*[hdw]|[1-9]\d{{3}}-((0[1-9]|1[0-2])-{_DAY}))\s*$"
+
 router = APIRouter(prefix=API_PREFIX, tags=["admin"])
 
 
@@ -22,7 +26,13 @@ router = APIRouter(prefix=API_PREFIX, tags=["admin"])
     summary="Usage analytics (admin)",
 )
 def usage_analytics(
-    since: str = Query("30d", max_length=32, description="12h, 30d, 2w or a date (2026-11-01)."),
+    since: str = Query(
+        "30d",
+        max_length=32,
+        pattern=SINCE,
+        description="12h, 30d, 2w or a date (2026-11-01).",
+        examples=["30d", "12h", "2026-11-01"],
+    ),
     info: KeyInfo = Depends(admin),
     ctx: ApiContext = Depends(context),
 ) -> AnalyticsOut:

@@ -20,10 +20,11 @@ DESCRIBED = {
     400: "Invalid request: the message names the field and the rule.",
     401: "Missing, unknown or revoked API key.",
     403: "The key's role may not do this, or the age confirmation is missing.",
-    404: "Not found, or not yours (both look the same).",
-    409: "The account is being deleted.",
+    404: "Not found, or not yours (both look the same); for generate: no such character.",
+    409: "A conflict: the account is being deleted, or (characters) the name is taken.",
     413: "Body or image too large.",
     429: "Rate limit reached; see Retry-After.",
+    500: "Unexpected or database failure (a generic message; details in the server log).",
     503: "Busy or model unavailable.",
     504: "The generation ran past the time limit.",
 }

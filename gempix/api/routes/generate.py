@@ -94,7 +94,7 @@ def run_generation(ctx: ApiContext, request: GenerationRequest, user_id: str, jo
             "the PNG itself (headers X-GemPix-Image-Id, X-GemPix-Seed).",
             "content": {PNG: {"schema": {"type": "string", "format": "binary"}}},
         },
-        **errors(*AUTHED, 403, 409, 413, 503, 504),
+        **errors(*AUTHED, 403, 404, 409, 413, 503, 504),
         406: {"description": "Accept: image/png with num_images > 1."},
     },
 )

@@ -20,7 +20,16 @@ from ...privacy.identity import LOCAL_USER
 from .. import context as keys_of
 from ..auth import caller
 from ..context import API_PREFIX, ApiContext, context
-from ..schemas import ConfirmAge, ConsentOut, ConsentPut, ConsentState, ErasureOut, MeOut, iso
+from ..schemas import (
+    TRUE_ONLY,
+    ConfirmAge,
+    ConsentOut,
+    ConsentPut,
+    ConsentState,
+    ErasureOut,
+    MeOut,
+    iso,
+)
 from .common import AUTHED, errors
 
 router = APIRouter(prefix=API_PREFIX, tags=["me"])
@@ -138,7 +147,9 @@ def export(info: KeyInfo = Depends(caller), ctx: ApiContext = Depends(context)) 
 )
 def erase(
     request: Request,
-    confirm: bool = Query(False, description="Must be true: this cannot be undone."),
+    confirm: bool = Query(
+        description="Must be true: this cannot be undone.", json_schema_extra=TRUE_ONLY
+    ),
     info: KeyInfo = Depends(caller),
     ctx: ApiContext = Depends(context),
 ) -> ErasureOut:
