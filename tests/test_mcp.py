@@ -76,7 +76,7 @@ def test_the_documented_client_session_runs(served, tmp_path, monkeypatch, capsy
     exec(compile(code, "docs/api.md", "exec"), {"__name__": "__docs__"})
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"GemPix {__version__}"
-    assert lines[1] == "['generate_image', 'list_images', 'verify_image']"
+    assert lines[1] == "['generate_image', 'edit_image', 'list_images', 'verify_image']"
     assert lines[2].startswith(f"{url}{API_PREFIX}/images/")  # absolute
     inline = (tmp_path / "fox.png").read_bytes()
     fetched = httpx.get(lines[2], headers={"Authorization": f"Bearer {key}"}, timeout=30)
@@ -133,6 +133,33 @@ def test_refusals_name_the_field_and_never_echo_a_prompt(served):
     assert both.isError and both.content[0].text.startswith("image:")
     nothing = call(url, key, "no_such_tool", {})
     assert nothing.isError and "generate_image" in nothing.content[0].text
+
+
+def test_edit_inpaints_one_of_my_images(served):
+    """The edit tool is the edit route: its body, its checks, the same core call."""
+    url, key, studio = served
+    made = call(url, key, "generate_image", {"prompt": "a house", "seed": 5})
+    source_id = made.structuredContent["images"][0]["id"]
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    buffer = io.BytesIO()
+    mask.save(buffer, format="PNG")
+    body = {"prompt": "a red door", "source_id": source_id, "seed": 2, "steps": 2}
+    edited = call(
+        url, key, "edit_image", {**body, "mask": base64.b64encode(buffer.getvalue()).decode()}
+    )
+    assert not edited.isError, edited.content
+    (image,) = edited.structuredContent["images"]
+    assert (image["width"], image["height"]) == (64, 64)
+    row = studio.images.get(studio.keys.verify(key).user_id, image["id"])
+    assert row["params"]["edit"]["source"]["generation_id"] == source_id
+    assert row["params"]["edit"]["mask_sha256"]
+    refused = call(url, key, "edit_image", {**body, "width": 128, "height": 128})
+    assert refused.isError and refused.content[0].text.startswith("width")
+    tools = asyncio.run(_session(url, key, lambda s: s.list_tools())).tools
+    schema = next(t for t in tools if t.name == "edit_image").inputSchema
+    assert {"source", "source_id", "mask", "outpaint"} <= set(schema["properties"])
+    assert "width" not in schema["properties"]  # the source decides the size
 
 
 def test_list_and_verify(served):

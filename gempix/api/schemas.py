@@ -89,8 +89,9 @@ def serve_limits(properties: dict[str, Any], max_images: int) -> dict[str, Any]:
     return properties
 
 
-def generate_schema(max_images: int) -> dict[str, Any]:
-    schema = GenerateBody.model_json_schema()
+def body_schema(body: type[BaseModel], max_images: int) -> dict[str, Any]:
+    """The generate or edit body's schema as this server serves it (``serve_limits``)."""
+    schema = body.model_json_schema()
     serve_limits(schema["properties"], max_images)
     return schema
 

@@ -4,12 +4,11 @@
   model (``gempix/params.py``) with images as base64, so every field, range and choice of
   ``POST /api/v1/generate`` is in the tool's schema, and the same checks, age gate, GPU queue
   and gallery apply (``routes/generate.prepare`` and ``run_generation``).
+- ``edit_image``: the same for ``POST /api/v1/edit`` (the edit body; ``routes/edit.prepare``
+  and ``run_edit``): instruction, inpaint, outpaint, of an image sent or one of the caller's.
 - ``list_images``: a page of the caller's gallery (``studio.images``).
-- ``verify_image``: the provenance report of ``gempix.provenance.verify_image``, for one of the
+- ``verify_image``: the provenance report of ``studio.provenance.verify``, for one of the
   caller's images or any image sent as base64.
-
-An editing tool joins ``TOOLS`` the same way once the core can edit (``POST /api/v1/edit``):
-its argument model is the API's edit body and its ``run`` calls what that route calls.
 
 Images come back as MCP image content, capped per image at ``IMAGE_CONTENT_MAX_BYTES``: the
 PNG itself when it fits, else a JPEG preview (longest side ``PREVIEW_SIDE``); the full PNG is
@@ -33,13 +32,13 @@ from pydantic import ValidationError as PydanticError
 
 from ...errors import ValidationError
 from ...keys import KeyInfo
-from ...provenance import verify_image
 from ..config import ApiConfig
 from ..context import API_PREFIX, ApiContext
 from ..errors import describe_validation
+from ..routes import edit as edit_route
+from ..routes import generate as generate_route
 from ..routes.common import decode_image
-from ..routes.generate import prepare, run_generation
-from ..schemas import BASE64, Body, GenerateBody, generate_schema
+from ..schemas import BASE64, Body, EditBody, GenerateBody, body_schema
 
 IMAGE_CONTENT_MAX_BYTES = 1024 * 1024  # one image's inline content (documented in docs/api.md)
 PREVIEW_SIDE = 1024
@@ -110,11 +109,19 @@ def _text(data: dict[str, Any]) -> types.TextContent:
 
 
 def generate(call: Call, body: GenerateBody) -> tuple[Content, dict[str, Any]]:
+    return _queued(call, body, generate_route.prepare, generate_route.run_generation)
+
+
+def edit(call: Call, body: EditBody) -> tuple[Content, dict[str, Any]]:
+    return _queued(call, body, edit_route.prepare, edit_route.run_edit)
+
+
+def _queued(call: Call, body: Any, prepare: Callable, run: Callable) -> tuple[Content, dict]:
+    """What the HTTP route does: check and admit, queue on the GPU line, wait; the images
+    as content with their absolute URLs."""
     ctx, user_id = call.ctx, call.key.user_id
     request = prepare(body, ctx, user_id)
-    job = ctx.gpu.submit(
-        lambda job: run_generation(ctx, request, user_id, job), ctx.config.generate_timeout
-    )
+    job = ctx.gpu.submit(lambda job: run(ctx, request, user_id, job), ctx.config.generate_timeout)
     result = ctx.gpu.result(job)
     made = {
         "model": result.model,
@@ -174,13 +181,12 @@ class VerifyArgs(Body):
 def verify(call: Call, args: VerifyArgs) -> tuple[Content, dict[str, Any]]:
     ctx = call.ctx
     if args.image_id is not None:
-        data = Path(
-            ctx.studio.images.get(call.key.user_id, args.image_id)["file_path"]
-        ).read_bytes()
+        path = ctx.studio.images.get(call.key.user_id, args.image_id)["file_path"]
+        report = ctx.studio.provenance.verify(Path(path).read_bytes())
     else:
         limits = (ctx.config.max_upload_bytes, ctx.config.max_upload_pixels)
         data = decode_image(args.image, "image", *limits)[0]
-    report = verify_image(data)
+        report = ctx.studio.provenance.verify(data, max_bytes=limits[0], max_pixels=limits[1])
     found = {**report.to_dict(), "summary": report.lines()}
     return [types.TextContent(type="text", text="\n".join(report.lines()))], found
 
@@ -200,7 +206,21 @@ TOOLS: dict[str, Tool] = {
             generate,
             read_only=False,
             budget="generate",
-            schema=lambda config: generate_schema(config.max_images),
+            schema=lambda config: body_schema(GenerateBody, config.max_images),
+        ),
+        Tool(
+            "edit_image",
+            "Edit an image",
+            "Edit a picture with GemPix (every option of POST /api/v1/edit): by instruction "
+            "(models that edit), inside a mask (inpaint: white where it may change) or onto a "
+            "larger canvas (outpaint to an aspect ratio or by pixels per side). Give the source "
+            "as base64 or one of your images by source_id. The results are saved to your "
+            "gallery, with their sources, and returned like generate_image's.",
+            EditBody,
+            edit,
+            read_only=False,
+            budget="generate",
+            schema=lambda config: body_schema(EditBody, config.max_images),
         ),
         Tool(
             "list_images",

@@ -44,9 +44,18 @@ def build_edit(body: EditBody, ctx: ApiContext) -> EditRequest:
 
 
 def prepare(body: EditBody, ctx: ApiContext, user_id: str) -> EditRequest:
+    """Check everything that needs no model before queueing, so bad requests never wait."""
     request = build_edit(body, ctx)
     ctx.studio.admit(request, user_id)
     return request
+
+
+def run_edit(ctx: ApiContext, request: EditRequest, user_id: str, job):
+    """Queue one edit in ``user_id``'s name (admitted by ``prepare``); ``job.check`` runs
+    between steps."""
+    return ctx.studio.edit(
+        request, user_id=user_id, front_door="api", progress=job.check, admitted=True
+    )
 
 
 @router.post(
@@ -77,10 +86,7 @@ async def edit(
         raise NotAcceptable("Accept: image/png returns one image; set num_images to 1.")
     prepared = await run_in_threadpool(prepare, body, ctx, info.user_id)
     job = ctx.gpu.submit(
-        lambda job: ctx.studio.edit(
-            prepared, user_id=info.user_id, front_door="api", progress=job.check, admitted=True
-        ),
-        ctx.config.generate_timeout,
+        lambda job: run_edit(ctx, prepared, info.user_id, job), ctx.config.generate_timeout
     )
     return respond(request, await ctx.gpu.wait(job, request.is_disconnected), png)
 
