@@ -14,10 +14,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
+import numpy as np
 import pytest
 from conftest import free_port
 from gradio_client import Client, handle_file
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from gempix.errors import NotFoundError
 from gempix.metadata import AI_SOURCE_TYPE, XMP_KEY
@@ -480,6 +481,28 @@ def test_edit_inpaints_with_a_mask_file_and_outpaints(client, tmp_path):
     gallery, *_ = edit(client, key, tmp_path / "src.png", outpaint="16:9")
     assert "114×64" in gallery[0]["caption"]
     assert len(client.predict(key, 1, api_name="/list_images")) == 2
+
+
+def test_a_brush_stroke_in_the_editor_is_the_mask(client, tmp_path):
+    """What the editor's brush sends: a layer of magenta paint on transparency. The edit
+    changes only where it was painted (headless Chromium cannot paint it: docs/web-app.md)."""
+    from test_edit import TOLERANCE, encode, pixels, source_png
+
+    key = confirmed_user(client)
+    (tmp_path / "src.png").write_bytes(source_png())
+    stroke = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    ImageDraw.Draw(stroke).line((20, 40, 50, 40), fill=(255, 0, 255, 255), width=12)
+    (tmp_path / "stroke.png").write_bytes(encode(stroke))
+    editor = {
+        "background": handle_file(str(tmp_path / "src.png")),
+        "layers": [handle_file(str(tmp_path / "stroke.png"))],
+        "composite": None,
+    }
+    _, _, _, png, _ = edit(client, key, tmp_path / "src.png", editor=editor)
+    painted = np.asarray(stroke)[..., 3] > 0
+    change = abs(pixels(png) - pixels(source_png())).max(axis=-1)
+    assert change[~painted].max() <= TOLERANCE
+    assert change[painted].max() > TOLERANCE  # control: the stroke was the mask
 
 
 def test_a_bad_edit_names_the_field_and_stores_nothing(client, tmp_path):
