@@ -380,3 +380,36 @@ def _usage(store, visitors: dict[str, int]) -> None:
                 )
             )
     store.flush()
+
+
+def test_edit_upload_a_source_and_a_mask_then_edit_again(new_page, served, tmp_path):
+    """Edit tab: upload a source into the editor and a mask file, press Edit; then Ctrl+Enter
+    edits again. Each result's metadata names the source and the mask. ("Send to Edit" is not
+    driven here: an editor given its picture by the server stalls headless Chromium's
+    renderer, docs/web-app.md.)"""
+    from test_edit import mask_png, source_png
+
+    from gempix.metadata import read_params
+
+    (tmp_path / "src.png").write_bytes(source_png())
+    (tmp_path / "mask.png").write_bytes(mask_png())
+    page = new_page()
+    confirm_age(page)
+    open_tab(page, "Edit")
+    page.locator("#edit-source input[type=file]").set_input_files(str(tmp_path / "src.png"))
+    expect()(page.locator("#edit-source").locator("canvas").first).to_be_visible()
+    page.locator("#edit-mask-file input[type=file]").set_input_files(str(tmp_path / "mask.png"))
+    page.locator("#edit-prompt textarea").fill("a red door")
+    selected = page.locator("#edit-selected input, #edit-selected textarea").first
+    page.get_by_role("button", name="Edit", exact=True).click()
+    expect()(selected).not_to_have_value("")
+    expect()(page.locator("#edit-results img").first).to_be_visible()
+    first = selected.input_value()
+    shot(page, "edit")
+    page.locator("#edit-prompt textarea").focus()
+    page.keyboard.press("Control+Enter")
+    expect()(selected).not_to_have_value(first)
+    for image_id in (first, selected.input_value()):
+        (path,) = served.studio.settings.images_dir.glob(f"*/{image_id}.png")
+        edit = read_params(path)["edit"]
+        assert edit["source"]["sha256"] and edit["mask_sha256"], edit
