@@ -123,7 +123,12 @@ def test_mcp_over_https_lists_tools_and_generates_with_the_key(https_server):
     """The MCP server shares the HTTPS port (tests/test_mcp.py drives each tool)."""
     url, verify, studio = https_server
     tools = asyncio.run(_mcp(url, verify, None, lambda s: s.list_tools())).tools
-    assert [tool.name for tool in tools] == ["generate_image", "list_images", "verify_image"]
+    assert [tool.name for tool in tools] == [
+        "generate_image",
+        "edit_image",
+        "list_images",
+        "verify_image",
+    ]
     assert "authorization" not in tools[0].inputSchema["properties"]  # a header, not an argument
     refused = asyncio.run(
         _mcp(url, verify, None, lambda s: s.call_tool("generate_image", {"prompt": "x"}))
