@@ -413,3 +413,63 @@ def test_edit_upload_a_source_and_a_mask_then_edit_again(new_page, served, tmp_p
         (path,) = served.studio.settings.images_dir.glob(f"*/{image_id}.png")
         edit = read_params(path)["edit"]
         assert edit["source"]["sha256"] and edit["mask_sha256"], edit
+
+
+def test_png_info_reads_an_a1111_picture_and_fills_the_form(new_page, tmp_path):
+    """Drop a picture with A1111 infotext on the PNG info panel; its parameters are shown, and
+    "Use these parameters" puts them into the Create form."""
+    from test_pnginfo import A1111, png
+
+    (tmp_path / "a1111.png").write_bytes(png(parameters=A1111))
+    page = new_page()
+    confirm_age(page)
+    page.get_by_text("PNG info: read an image's parameters").click()
+    page.locator("#png-info-file input[type=file]").set_input_files(str(tmp_path / "a1111.png"))
+    expect()(page.locator("#png-info")).to_contain_text("dreamshaper_8")
+    page.get_by_role("button", name="Use these parameters").click()
+    prompt = page.get_by_label("Prompt", exact=True)
+    expect()(prompt).to_have_value("a castle on a hill, (masterpiece:1.2)\nsecond prompt line")
+    page.get_by_text("Advanced", exact=True).click()
+    expect()(page.get_by_label("Negative prompt")).to_have_value("blurry, lowres")
+    expect()(page.get_by_label("Seed", exact=True)).to_have_value("1234")
+    expect()(page.get_by_label("Random seed")).not_to_be_checked()
+
+
+def test_a_click_while_generating_is_queued_and_then_runs(new_page, served, monkeypatch):
+    """A second Generate click during a generation is queued (said next to the button) and
+    runs after the first, instead of being dropped."""
+    import threading
+
+    release, calls = threading.Event(), []
+    real_generate = served.studio.generate
+
+    def held_generation(request, **options):
+        calls.append(request.prompt)
+        assert release.wait(60), "the test never released the generation"
+        return real_generate(request, **options)
+
+    page = new_page()
+    confirm_age(page)
+    monkeypatch.setattr(served.studio, "generate", held_generation)
+    page.get_by_label("Prompt", exact=True).fill("a patient fox")
+    generate_button = page.get_by_role("button", name="Generate", exact=True)
+    generate_button.click()
+    wait_until(page, lambda: calls)
+    generate_button.click()
+    expect()(page.locator("#create-queued")).to_contain_text("Queued behind the running one")
+    page.wait_for_timeout(500)
+    assert len(calls) == 1  # the second waits its turn
+    release.set()
+    wait_until(page, lambda: len(calls) == 2)
+    expect()(page.locator("#create-queued")).not_to_contain_text("Queued")
+    expect()(page.locator("#results img").first).to_be_visible()
+    assert calls == ["a patient fox", "a patient fox"]
+
+
+def wait_until(page, condition, seconds: float = 30) -> None:
+    """Let the page run until ``condition()`` (a server-side fact) holds."""
+    for _ in range(int(seconds * 10)):
+        if condition():
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError("condition not met in time")
