@@ -401,14 +401,16 @@ def wire_select(ctx: Ctx, c: dict[str, Any]) -> None:
 
 
 def note_queued(ctx: Ctx, button: Any, queued: Any) -> None:
-    """A click while this browser's call runs is queued behind it (the button's
-    ``trigger_mode="multiple"``); say so at once, next to the button."""
+    """A click while this browser's call runs is queued too, not dropped (the button's
+    ``trigger_mode="multiple"``); it starts when the GPU queue has a free slot
+    (``GEMPIX_MAX_BATCH`` calls at once), beside or after the running one. Say so at once,
+    next to the button."""
 
     def note(request: gr.Request):
         if not ctx.running(session_of(request)):
             return ""
-        gr.Info("Queued: it starts when the current one finishes. Cancel drops it.")
-        return "⏳ Queued behind the running one (Cancel drops it)."
+        gr.Info("Queued: it starts as soon as the GPU queue has a free slot. Cancel drops it.")
+        return "⏳ Queued as well (Cancel drops it)."
 
     button.click(note, None, queued, queue=False, api_visibility="private")
 
