@@ -384,9 +384,7 @@ def _usage(store, visitors: dict[str, int]) -> None:
 
 def test_edit_upload_a_source_and_a_mask_then_edit_again(new_page, served, tmp_path):
     """Edit tab: upload a source into the editor and a mask file, press Edit; then Ctrl+Enter
-    edits again. Each result's metadata names the source and the mask. ("Send to Edit" is not
-    driven here: an editor given its picture by the server stalls headless Chromium's
-    renderer, docs/web-app.md.)"""
+    edits again. Each result's metadata names the source and the mask."""
     from test_edit import mask_png, source_png
 
     from gempix.metadata import read_params
@@ -471,3 +469,35 @@ def wait_until(page, condition, seconds: float = 30) -> None:
             return
         page.wait_for_timeout(100)
     raise AssertionError("condition not met in time")
+
+
+def test_send_to_edit_then_send_the_result_back(new_page, served, tmp_path):
+    """Create → Send to Edit → a mask file → Edit; the result → Send to Edit → Ctrl+Enter.
+    Each edit names the image it was sent from as its source."""
+    from test_edit import mask_png
+
+    from gempix.metadata import read_params
+
+    def edit_of(image_id: str) -> dict:
+        (path,) = served.studio.settings.images_dir.glob(f"*/{image_id}.png")
+        return read_params(path)["edit"]
+
+    (tmp_path / "mask.png").write_bytes(mask_png())
+    page = new_page()
+    confirm_age(page)
+    made = generate(page, "a house")
+    page.locator("#send-to-edit").click()
+    expect()(page.locator("#edit-source").locator("canvas").first).to_be_visible()
+    page.locator("#edit-mask-file input[type=file]").set_input_files(str(tmp_path / "mask.png"))
+    page.locator("#edit-prompt textarea").fill("a red door")
+    selected = page.locator("#edit-selected input, #edit-selected textarea").first
+    page.get_by_role("button", name="Edit", exact=True).click()
+    expect()(selected).not_to_have_value("")
+    first = selected.input_value()
+    assert edit_of(first)["source"]["generation_id"] == made
+    page.locator("#edit-send-to-edit").click()
+    page.locator("#edit-mask-file input[type=file]").set_input_files(str(tmp_path / "mask.png"))
+    page.locator("#edit-prompt textarea").focus()
+    page.keyboard.press("Control+Enter")
+    expect()(selected).not_to_have_value(first)
+    assert edit_of(selected.input_value())["source"]["generation_id"] == first

@@ -203,3 +203,22 @@ def test_gpu_events_let_max_batch_requests_into_the_studio(shared_studio):
     gpu = [fn for fn in build_app(shared_studio).fns.values() if fn.concurrency_id == "gpu"]
     assert {fn.api_name for fn in gpu} >= {"generate", "upscale"}
     assert {fn.concurrency_limit for fn in gpu} == {shared_studio.settings.max_batch}
+
+
+def test_a_sent_image_is_recognised_by_its_pixels_after_the_editor_re_encodes_it(tmp_path):
+    """Send to Edit: the editor uploads the picture again under another name, with other
+    bytes; the same pixels keep the source id, one changed pixel does not."""
+    from PIL import Image
+
+    from gempix.ui.edit import same_pixels
+
+    picture = Image.effect_noise((32, 24), 60).convert("RGB")
+    picture.save(tmp_path / "stored.png", optimize=True)
+    picture.convert("RGBA").save(tmp_path / "background.png", compress_level=0)
+    assert (tmp_path / "stored.png").read_bytes() != (tmp_path / "background.png").read_bytes()
+    assert same_pixels(str(tmp_path / "background.png"), str(tmp_path / "stored.png"))
+    picture.putpixel((5, 5), (255, 0, 0) if picture.getpixel((5, 5)) != (255, 0, 0) else (0, 0, 0))
+    picture.save(tmp_path / "changed.png")
+    assert not same_pixels(str(tmp_path / "changed.png"), str(tmp_path / "stored.png"))
+    picture.resize((24, 32)).save(tmp_path / "other-size.png")
+    assert not same_pixels(str(tmp_path / "other-size.png"), str(tmp_path / "stored.png"))

@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
+from PIL import Image, ImageChops
 
 from ..editing import painted
-from ..errors import ValidationError
+from ..errors import NotFoundError, ValidationError
 from ..params import MAX_EDIT_REFERENCES, MAX_EXTEND, MAX_SEED, EditRequest, field_choices
 from .context import Ctx
 from .create import (
@@ -30,6 +31,25 @@ from .create import (
 from .errors import guarded
 
 SIDES = ("left", "top", "right", "bottom")
+# Switching to the Edit tab by a server update (gr.Tabs(selected=...)) while its editor holds or
+# receives a picture stalls Chromium's renderer (docs/web-app.md); a click on the tab does not.
+SHOW_EDIT_TAB = """() => [...document.querySelectorAll("button[role=tab]")]
+    .find((tab) => tab.innerText.trim() === "Edit").click()"""
+# Send to Edit: the picture goes into the editor as the browser's own upload (the path that works).
+UPLOAD_INTO_EDITOR = """async (sent) => {
+    const editor = "#edit-source";
+    const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+    for (let tries = 0; tries < 400 && !document.querySelector(`${editor} canvas`); tries++) {
+        await pause(25);
+    }
+    const input = document.querySelector(`${editor} input[type=file]`);
+    if (!sent || !sent.url || !input) return;
+    const picture = await (await fetch(sent.url)).blob();
+    const files = new DataTransfer();
+    files.items.add(new File([picture], sent.orig_name || "image.png", {type: picture.type}));
+    input.files = files.files;
+    input.dispatchEvent(new Event("change", {bubbles: true}));
+}"""
 
 
 def edit_request(values: dict[str, Any]) -> EditRequest:
@@ -65,6 +85,15 @@ def edit_request(values: dict[str, Any]) -> EditRequest:
             raise ValidationError("seed: enter a seed, or tick Random seed.")
         fields["seed"] = values["seed"]
     return EditRequest(**{k: v for k, v in fields.items() if v is not None})
+
+
+def same_pixels(first: str, second: str) -> bool:
+    """Whether two pictures have the same RGB pixels (the editor re-encodes what it is given,
+    so names and bytes change, pixels do not)."""
+    with Image.open(first) as one, Image.open(second) as other:
+        if one.size != other.size:
+            return False
+        return ImageChops.difference(one.convert("RGB"), other.convert("RGB")).getbbox() is None
 
 
 def build(ctx: Ctx) -> dict[str, Any]:
@@ -143,6 +172,8 @@ def build(ctx: Ctx) -> dict[str, Any]:
         c["ids"] = gr.State([])
         c["last_seed"] = gr.State(None)
         c["source_id"] = gr.State(None)
+        c["sent_id"] = gr.State(None)  # an image sent here, until its upload lands
+        c["sent_file"] = gr.File(label="Picture sent to Edit", visible=False)  # for the browser
     ctx.edit = c
     _wire(ctx, c)
     wire_send(ctx, ctx.create)
@@ -221,8 +252,27 @@ def _wire(ctx: Ctx, c: dict[str, Any]) -> None:
             gr.Info("Cancelling…")
 
     c["cancel_button"].click(cancel, None, None, cancels=[event], api_visibility="private")
-    # A new upload is not one of the user's images any more: edit it as an upload.
-    c["editor"].upload(lambda: None, None, c["source_id"], api_visibility="private", queue=False)
+
+    def kept_source(profile: gr.OAuthProfile | None, key_value, editor, sent_id):
+        """The source id once a picture lands in the editor: the image sent here (Send to
+        Edit uploads it, and the editor reports its upload more than once) when the pixels
+        are that image's, else None: a picture of the user's own is edited as an upload."""
+        background = (editor or {}).get("background")
+        if not (sent_id and background):
+            return None
+        try:
+            stored = ctx.studio.images.get(ctx.uid(key_value, profile), sent_id)["file_path"]
+        except NotFoundError:
+            return None
+        return sent_id if same_pixels(background, stored) else None
+
+    c["editor"].upload(
+        kept_source,
+        [ctx.key, c["editor"], c["sent_id"]],
+        c["source_id"],
+        api_visibility="private",
+        queue=False,
+    )
     wire_select(ctx, c)
     wire_send(ctx, c)
 
@@ -238,18 +288,14 @@ def wire_send(ctx: Ctx, panel: dict[str, Any]) -> None:
         if not image_id:
             raise ValidationError("image: choose an image first.")
         row = ctx.studio.images.get(user_id, image_id)
-        copy = ctx.served(user_id, [image_id], row["file_path"])
-        return {"background": copy, "layers": None, "composite": None}, image_id, None
+        return ctx.served(user_id, [image_id], row["file_path"]), image_id, image_id, None
 
-    # The tab first: an editor given a picture while hidden (no size yet) stalls the page.
-    panel["send_to_edit"].click(
-        lambda: gr.Tabs(selected="edit"), None, ctx.tabs, api_visibility="private", queue=False
-    ).then(
+    panel["send_to_edit"].click(None, js=SHOW_EDIT_TAB, api_visibility="private").then(
         send,
         [ctx.key, panel["selected"]],
-        [e["editor"], e["source_id"], e["mask"]],
+        [e["sent_file"], e["sent_id"], e["source_id"], e["mask"]],
         api_visibility="private",
-    )
+    ).success(None, e["sent_file"], None, js=UPLOAD_INTO_EDITOR, api_visibility="private")
 
     @guarded
     def use_as_reference(profile: gr.OAuthProfile | None, key_value, image_id, current):
@@ -261,11 +307,11 @@ def wire_send(ctx: Ctx, panel: dict[str, Any]) -> None:
             raise ValidationError(f"references: at most {MAX_EDIT_REFERENCES}; remove one first.")
         row = ctx.studio.images.get(user_id, image_id)
         current.append(ctx.served(user_id, [image_id], row["file_path"]))
-        return current, gr.Tabs(selected="edit")
+        return current
 
-    panel["use_as_reference"].click(
+    panel["use_as_reference"].click(None, js=SHOW_EDIT_TAB, api_visibility="private").then(
         use_as_reference,
         [ctx.key, panel["selected"], e["references"]],
-        [e["references"], ctx.tabs],
+        e["references"],
         api_visibility="private",
     )
