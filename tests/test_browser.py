@@ -387,30 +387,43 @@ def test_edit_upload_a_source_and_a_mask_then_edit_again(new_page, served, tmp_p
     edits again. Each result's metadata names the source and the mask."""
     from test_edit import mask_png, source_png
 
-    from gempix.metadata import read_params
-
     (tmp_path / "src.png").write_bytes(source_png())
     (tmp_path / "mask.png").write_bytes(mask_png())
     page = new_page()
     confirm_age(page)
     open_tab(page, "Edit")
     page.locator("#edit-source input[type=file]").set_input_files(str(tmp_path / "src.png"))
-    expect()(page.locator("#edit-source").locator("canvas").first).to_be_visible()
-    page.locator("#edit-mask-file input[type=file]").set_input_files(str(tmp_path / "mask.png"))
-    page.locator("#edit-prompt textarea").fill("a red door")
-    selected = page.locator("#edit-selected input, #edit-selected textarea").first
-    page.get_by_role("button", name="Edit", exact=True).click()
-    expect()(selected).not_to_have_value("")
+    first = mask_and_edit(page, tmp_path / "mask.png")
     expect()(page.locator("#edit-results img").first).to_be_visible()
-    first = selected.input_value()
     shot(page, "edit")
     page.locator("#edit-prompt textarea").focus()
     page.keyboard.press("Control+Enter")
+    selected = page.locator("#edit-selected input, #edit-selected textarea").first
     expect()(selected).not_to_have_value(first)
     for image_id in (first, selected.input_value()):
-        (path,) = served.studio.settings.images_dir.glob(f"*/{image_id}.png")
-        edit = read_params(path)["edit"]
+        edit = edit_params(served, image_id)
         assert edit["source"]["sha256"] and edit["mask_sha256"], edit
+
+
+def mask_and_edit(page, mask: Path, prompt: str = "a red door") -> str:
+    """With a source in the editor: give the mask file and the prompt, press Edit; return the
+    new selected image's id."""
+    expect()(page.locator("#edit-source").locator("canvas").first).to_be_visible()
+    page.locator("#edit-mask-file input[type=file]").set_input_files(str(mask))
+    page.locator("#edit-prompt textarea").fill(prompt)
+    selected = page.locator("#edit-selected input, #edit-selected textarea").first
+    before = selected.input_value()
+    page.get_by_role("button", name="Edit", exact=True).click()
+    expect()(selected).not_to_have_value(before or "")
+    return selected.input_value()
+
+
+def edit_params(served, image_id: str) -> dict:
+    """The ``edit`` parameters in an edited image's metadata, whoever made it."""
+    from gempix.metadata import read_params
+
+    (path,) = served.studio.settings.images_dir.glob(f"*/{image_id}.png")
+    return read_params(path)["edit"]
 
 
 def test_png_info_reads_an_a1111_picture_and_fills_the_form(new_page, tmp_path):
@@ -476,28 +489,13 @@ def test_send_to_edit_then_send_the_result_back(new_page, served, tmp_path):
     Each edit names the image it was sent from as its source."""
     from test_edit import mask_png
 
-    from gempix.metadata import read_params
-
-    def edit_of(image_id: str) -> dict:
-        (path,) = served.studio.settings.images_dir.glob(f"*/{image_id}.png")
-        return read_params(path)["edit"]
-
     (tmp_path / "mask.png").write_bytes(mask_png())
     page = new_page()
     confirm_age(page)
     made = generate(page, "a house")
     page.locator("#send-to-edit").click()
-    expect()(page.locator("#edit-source").locator("canvas").first).to_be_visible()
-    page.locator("#edit-mask-file input[type=file]").set_input_files(str(tmp_path / "mask.png"))
-    page.locator("#edit-prompt textarea").fill("a red door")
-    selected = page.locator("#edit-selected input, #edit-selected textarea").first
-    page.get_by_role("button", name="Edit", exact=True).click()
-    expect()(selected).not_to_have_value("")
-    first = selected.input_value()
-    assert edit_of(first)["source"]["generation_id"] == made
+    first = mask_and_edit(page, tmp_path / "mask.png")
+    assert edit_params(served, first)["source"]["generation_id"] == made
     page.locator("#edit-send-to-edit").click()
-    page.locator("#edit-mask-file input[type=file]").set_input_files(str(tmp_path / "mask.png"))
-    page.locator("#edit-prompt textarea").focus()
-    page.keyboard.press("Control+Enter")
-    expect()(selected).not_to_have_value(first)
-    assert edit_of(selected.input_value())["source"]["generation_id"] == first
+    second = mask_and_edit(page, tmp_path / "mask.png", "a blue door")
+    assert edit_params(served, second)["source"]["generation_id"] == first
