@@ -392,7 +392,9 @@ def test_edit_upload_a_source_and_a_mask_then_edit_again(new_page, served, tmp_p
     page = new_page()
     confirm_age(page)
     open_tab(page, "Edit")
-    page.locator("#edit-source input[type=file]").set_input_files(str(tmp_path / "src.png"))
+    # The editor uploads what it is given, then reports it (a queue-less call): wait for that.
+    with page.expect_response(lambda response: "/gradio_api/run/predict" in response.url):
+        page.locator("#edit-source input[type=file]").set_input_files(str(tmp_path / "src.png"))
     first = mask_and_edit(page, tmp_path / "mask.png")
     expect()(page.locator("#edit-results img").first).to_be_visible()
     shot(page, "edit")
@@ -410,11 +412,13 @@ def mask_and_edit(page, mask: Path, prompt: str = "a red door") -> str:
     new selected image's id."""
     expect()(page.locator("#edit-source").locator("canvas").first).to_be_visible()
     page.locator("#edit-mask-file input[type=file]").set_input_files(str(mask))
+    expect()(page.locator("#edit-mask-file")).to_contain_text(mask.name)  # uploaded
     page.locator("#edit-prompt textarea").fill(prompt)
     selected = page.locator("#edit-selected input, #edit-selected textarea").first
     before = selected.input_value()
     page.get_by_role("button", name="Edit", exact=True).click()
-    expect()(selected).not_to_have_value(before or "")
+    # The first edit of a run also builds the inpaint pipeline: give it longer.
+    expect()(selected).not_to_have_value(before or "", timeout=90_000)
     return selected.input_value()
 
 
