@@ -503,3 +503,12 @@ def test_send_to_edit_then_send_the_result_back(new_page, served, tmp_path):
     page.locator("#edit-send-to-edit").click()
     second = mask_and_edit(page, tmp_path / "mask.png", "a blue door")
     assert edit_params(served, second)["source"]["generation_id"] == first
+
+
+def test_use_as_reference_opens_edit_with_the_image_as_a_reference(new_page):
+    page = new_page()
+    confirm_age(page)
+    made = generate(page, "a lantern")
+    page.locator("#use-as-reference").click()
+    expect()(page.get_by_role("tab", name="Edit")).to_have_attribute("aria-selected", "true")
+    expect()(page.locator("#edit-references")).to_contain_text(made)

@@ -213,7 +213,9 @@ def results_panel(c: dict[str, Any], prefix: str = "") -> None:
         c["download_png"] = gr.DownloadButton("Download PNG", size="sm")
         c["download_jpeg"] = gr.DownloadButton("Download JPEG", size="sm")
         c["send_to_edit"] = gr.Button("Send to Edit", size="sm", elem_id=f"{prefix}send-to-edit")
-        c["use_as_reference"] = gr.Button("Use as reference", size="sm")
+        c["use_as_reference"] = gr.Button(
+            "Use as reference", size="sm", elem_id=f"{prefix}use-as-reference"
+        )
 
 
 def build(ctx: Ctx) -> dict[str, Any]:
