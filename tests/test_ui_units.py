@@ -222,3 +222,5 @@ def test_a_sent_image_is_recognised_by_its_pixels_after_the_editor_re_encodes_it
     assert not same_pixels(str(tmp_path / "changed.png"), str(tmp_path / "stored.png"))
     picture.resize((24, 32)).save(tmp_path / "other-size.png")
     assert not same_pixels(str(tmp_path / "other-size.png"), str(tmp_path / "stored.png"))
+    (tmp_path / "not-a-picture.png").write_bytes(b"GIF89a but not really")
+    assert not same_pixels(str(tmp_path / "not-a-picture.png"), str(tmp_path / "stored.png"))

@@ -89,11 +89,16 @@ def edit_request(values: dict[str, Any]) -> EditRequest:
 
 def same_pixels(first: str, second: str) -> bool:
     """Whether two pictures have the same RGB pixels (the editor re-encodes what it is given,
-    so names and bytes change, pixels do not)."""
-    with Image.open(first) as one, Image.open(second) as other:
-        if one.size != other.size:
-            return False
-        return ImageChops.difference(one.convert("RGB"), other.convert("RGB")).getbbox() is None
+    so names and bytes change, pixels do not). Sizes are compared before any pixel is decoded;
+    a file that is not a picture is simply not the same."""
+    try:
+        with Image.open(first) as one, Image.open(second) as other:
+            if one.size != other.size:
+                return False
+            difference = ImageChops.difference(one.convert("RGB"), other.convert("RGB"))
+            return difference.getbbox() is None
+    except OSError:
+        return False
 
 
 def build(ctx: Ctx) -> dict[str, Any]:
@@ -172,7 +177,7 @@ def build(ctx: Ctx) -> dict[str, Any]:
         c["ids"] = gr.State([])
         c["last_seed"] = gr.State(None)
         c["source_id"] = gr.State(None)
-        c["sent_id"] = gr.State(None)  # an image sent here, until its upload lands
+        c["sent_id"] = gr.State(None)  # the last image sent here (Send to Edit)
         c["sent_file"] = gr.File(label="Picture sent to Edit", visible=False)  # for the browser
     ctx.edit = c
     _wire(ctx, c)
