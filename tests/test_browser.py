@@ -382,16 +382,21 @@ def _usage(store, visitors: dict[str, int]) -> None:
     store.flush()
 
 
-def mask_and_edit(page, mask: Path, prompt: str = "a red door") -> str:
-    """With a source in the editor: give the mask file and the prompt, press Edit; return the
-    new selected image's id."""
+def mask_and_edit(page, mask: Path, prompt: str | None = None) -> str:
+    """With a source in the editor: give the mask file, press Edit (or, without a new
+    ``prompt``, Ctrl+Enter in the prompt box, the habit of the field); return the new selected
+    image's id."""
     expect()(page.locator("#edit-source").locator("canvas").first).to_be_visible()
     page.locator("#edit-mask-file input[type=file]").set_input_files(str(mask))
     expect()(page.locator("#edit-mask-file")).to_contain_text(mask.name)  # uploaded
-    page.locator("#edit-prompt textarea").fill(prompt)
     selected = page.locator("#edit-selected input, #edit-selected textarea").first
     before = selected.input_value()
-    page.get_by_role("button", name="Edit", exact=True).click()
+    if prompt is None:
+        page.locator("#edit-prompt textarea").focus()
+        page.keyboard.press("Control+Enter")
+    else:
+        page.locator("#edit-prompt textarea").fill(prompt)
+        page.get_by_role("button", name="Edit", exact=True).click()
     # The first edit of a run also builds the inpaint pipeline: give it longer.
     expect()(selected).not_to_have_value(before or "", timeout=90_000)
     return selected.input_value()
@@ -473,17 +478,12 @@ def test_send_to_edit_then_send_the_result_back(new_page, served, tmp_path):
     confirm_age(page)
     made = generate(page, "a house")
     page.locator("#send-to-edit").click()
-    first = mask_and_edit(page, tmp_path / "mask.png")
+    first = mask_and_edit(page, tmp_path / "mask.png", "a red door")
     assert edit_params(served, first)["source"]["generation_id"] == made
     shot(page, "edit")
     page.locator("#edit-send-to-edit").click()
-    page.locator("#edit-mask-file input[type=file]").set_input_files(str(tmp_path / "mask.png"))
-    expect()(page.locator("#edit-mask-file")).to_contain_text("mask.png")
-    page.locator("#edit-prompt textarea").focus()
-    page.keyboard.press("Control+Enter")  # the habit of the field
-    selected = page.locator("#edit-selected input, #edit-selected textarea").first
-    expect()(selected).not_to_have_value(first, timeout=90_000)
-    assert edit_params(served, selected.input_value())["source"]["generation_id"] == first
+    second = mask_and_edit(page, tmp_path / "mask.png")  # Ctrl+Enter, the same prompt
+    assert edit_params(served, second)["source"]["generation_id"] == first
 
 
 def test_use_as_reference_opens_edit_with_the_image_as_a_reference(new_page):
